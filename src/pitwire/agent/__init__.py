@@ -1,0 +1,1 @@
+"""The agent: runs a source, numbers and batches frames, and streams them to a server."""

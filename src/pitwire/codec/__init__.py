@@ -1,0 +1,1 @@
+"""Storage chunk codec (shared by the store and, later, session files)."""

@@ -1,0 +1,1 @@
+"""The server: FastAPI app, ingest, live fan-out (hub), persistence and REST."""

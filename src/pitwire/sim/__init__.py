@@ -1,0 +1,1 @@
+"""Simulation: track geometry and simulated cars (pure numpy)."""
