@@ -42,7 +42,9 @@ class Channel(msgspec.Struct, frozen=True, kw_only=True):
         if not self.name or not (self.name[0].isalpha() and self.name.replace("_", "").isalnum()):
             raise ValueError(f"channel name {self.name!r} must be letters, digits and '_'")
         if self.dtype not in ("f4", "f8"):
-            raise ValueError(f"channel {self.name!r}: dtype must be 'f4' or 'f8', not {self.dtype!r}")
+            raise ValueError(
+                f"channel {self.name!r}: dtype must be 'f4' or 'f8', not {self.dtype!r}"
+            )
         if self.resolution is not None and not self.resolution > 0:
             raise ValueError(f"channel {self.name!r}: resolution must be > 0")
         if self.lo > self.hi:

@@ -55,9 +55,7 @@ class FrameBatch:
 
     @classmethod
     def empty(cls, channels: ChannelSet) -> FrameBatch:
-        return cls(
-            np.empty(0, np.int64), {n: np.empty(0, c.dtype) for n, c in channels.items()}
-        )
+        return cls(np.empty(0, np.int64), {n: np.empty(0, c.dtype) for n, c in channels.items()})
 
     @classmethod
     def from_rows(
@@ -77,7 +75,9 @@ class FrameBatch:
         return [dict(zip(names, vals, strict=True)) for vals in zip(*lists, strict=True)]
 
     def slice(self, start: int, stop: int) -> FrameBatch:
-        return FrameBatch(self.t_ns[start:stop], {n: c[start:stop] for n, c in self.columns.items()})
+        return FrameBatch(
+            self.t_ns[start:stop], {n: c[start:stop] for n, c in self.columns.items()}
+        )
 
     def select(self, names: Iterable[str]) -> FrameBatch:
         return FrameBatch(self.t_ns, {n: self.columns[n] for n in names})

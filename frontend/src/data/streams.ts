@@ -1,0 +1,64 @@
+/**
+ * Ring buffers for every stream (car) of the current session, keyed by stream name. The main
+ * thread appends each `data` message from the worker; the rAF loop reads windows. Only the
+ * channels in `keep` are stored (null = all), so 20 cars with 40 channels stay small.
+ */
+
+import { TimeRing, type Column } from "./ring";
+
+export interface DataBatch {
+  stream: string;
+  /** Time of the first frame [s since epoch]. */
+  t0: number;
+  tOffsets: Float64Array;
+  columns: Readonly<Record<string, Column>>;
+}
+
+export class StreamStore {
+  private readonly rings = new Map<string, TimeRing>();
+
+  constructor(
+    private readonly capacity: number,
+    private readonly keep: ReadonlySet<string> | null = null,
+  ) {}
+
+  /** Append one batch; returns the number of frames it held. */
+  append(batch: DataBatch): number {
+    let ring = this.rings.get(batch.stream);
+    if (ring === undefined) {
+      ring = new TimeRing(this.capacity);
+      this.rings.set(batch.stream, ring);
+    }
+    const keep = this.keep;
+    if (keep === null) {
+      ring.append(batch.t0, batch.tOffsets, batch.columns);
+    } else {
+      const kept: Record<string, Column> = {};
+      for (const [name, values] of Object.entries(batch.columns)) if (keep.has(name)) kept[name] = values;
+      ring.append(batch.t0, batch.tOffsets, kept);
+    }
+    return batch.tOffsets.length;
+  }
+
+  ring(stream: string): TimeRing | undefined {
+    return this.rings.get(stream);
+  }
+
+  streams(): string[] {
+    return [...this.rings.keys()];
+  }
+
+  /** Drop everything (a new session). */
+  clear(): void {
+    this.rings.clear();
+  }
+}
+
+/** Channels the v0 dashboard draws. */
+export const DASHBOARD_CHANNELS: ReadonlySet<string> = new Set(["speed", "rpm", "gear", "throttle", "brake", "lap"]);
+
+/** ~30 s chart window at up to ~270 Hz per car. */
+export const RING_CAPACITY = 8192;
+
+/** The app's one store of live data. */
+export const telemetry = new StreamStore(RING_CAPACITY, DASHBOARD_CHANNELS);

@@ -1,0 +1,5 @@
+"""``python -m pitwire``: the CLI."""
+
+from pitwire.cli import app
+
+app()

@@ -1,0 +1,258 @@
+"""The ``pitwire`` command line: serve, agent, demo."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+
+from pitwire import __version__
+
+app = typer.Typer(
+    name="pitwire",
+    help="Real-time motorsport telemetry: live pit wall, storage and replay.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console(stderr=True)
+
+DEFAULT_DB = "sqlite:///data/pitwire.db"
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(message)s",
+        handlers=[RichHandler(console=console, show_path=False, rich_tracebacks=False)],
+    )
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"pitwire {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+    ] = False,
+) -> None:
+    """pitwire: capture, live pit wall, storage and replay of car telemetry."""
+
+
+Host = Annotated[str, typer.Option(help="Address to bind (127.0.0.1 = this machine only).")]
+Port = Annotated[int, typer.Option(help="TCP port (0 = any free port).", min=0, max=65535)]
+Db = Annotated[str, typer.Option(help="Store URL: sqlite:///path.db or memory://.")]
+LogLevel = Annotated[str, typer.Option(help="debug, info, warning or error.")]
+
+
+@app.command()
+def serve(
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
+    db: Db = DEFAULT_DB,
+    lag_limit: Annotated[
+        float, typer.Option(help="Close a viewer that lags this long [s].", min=0.1)
+    ] = 10.0,
+    log_level: LogLevel = "info",
+) -> None:
+    """Run the server: ingest, live fan-out, storage, REST and the dashboard."""
+    _logging(log_level)
+    from pitwire.server.app import create_app
+    from pitwire.server.app import serve as run_server
+    from pitwire.store.base import StoreError
+
+    try:
+        server_app = create_app(db, lag_limit=lag_limit)
+    except StoreError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+
+    def ready(url: str) -> None:
+        console.print(f"pitwire {__version__} serving on [bold]{url}[/] (store {db})")
+        console.print(f"  dashboard {url}/   API docs {url}/docs   agents ws{url[4:]}/ws/ingest")
+
+    try:
+        asyncio.run(run_server(server_app, host, port, on_ready=ready, log_level="warning"))
+    except OSError as exc:
+        console.print(
+            f"[red]error:[/] cannot listen on {host}:{port}: {exc.strerror or exc}. "
+            "Choose another --port or stop what uses it."
+        )
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def agent(
+    source: Annotated[str, typer.Option(help="Where frames come from: sim.")] = "sim",
+    server: Annotated[str, typer.Option(help="Server URL.")] = "ws://127.0.0.1:8000",
+    session: Annotated[str, typer.Option(help="Session id (default: <source>-<time>).")] = "",
+    cars: Annotated[int, typer.Option(help="Simulated cars (sim).", min=1, max=64)] = 6,
+    seed: Annotated[int, typer.Option(help="Random seed (sim).")] = 0,
+    rate: Annotated[
+        float, typer.Option(help="Frames per second per car (sim).", min=1, max=1000)
+    ] = 60.0,
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds of data.", min=0)
+    ] = None,
+    transport: Annotated[
+        str, typer.Option(help="ws (binary, acked) or http (POST batches).")
+    ] = "ws",
+    batch_ms: Annotated[
+        float, typer.Option(help="Gather frames this long before sending [ms]; 0 = at once.")
+    ] = 0.0,
+    log_level: LogLevel = "info",
+) -> None:
+    """Run a source and stream its frames to a server."""
+    _logging(log_level)
+    from pitwire.agent.run import Agent
+    from pitwire.agent.uplink import UplinkError
+    from pitwire.server.ingest import SESSION_ID
+    from pitwire.sources.base import SourceError
+    from pitwire.sources.registry import make_source
+
+    if transport not in ("ws", "http"):
+        console.print(f"[red]error:[/] --transport must be ws or http, not {transport!r}")
+        raise typer.Exit(2)
+    session = session or f"{source}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if not SESSION_ID.match(session):
+        console.print(
+            "[red]error:[/] --session must be 1-64 letters, digits or ._:- "
+            "starting with a letter or digit"
+        )
+        raise typer.Exit(2)
+    try:
+        src = make_source(source, cars=cars, seed=seed, rate=rate, duration=duration)
+    except SourceError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    the_agent = Agent(
+        src,
+        server=server,
+        session=session,
+        transport=transport,  # type: ignore[arg-type]
+        batch_ms=batch_ms,
+    )
+    console.print(
+        f"agent: source {source} ({len(src.info.streams)} streams) → {server} "
+        f"session [bold]{session}[/] over {transport}"
+    )
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, task.cancel)  # type: ignore[union-attr]
+        with contextlib.suppress(asyncio.CancelledError):
+            report = await the_agent.run()
+            console.print(f"agent: source ended; {report}")
+
+    try:
+        asyncio.run(run())
+    except UplinkError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    r = the_agent.report()
+    console.print(
+        f"agent: stopped. frames in {r.frames_in}, sent {r.frames_sent}, "
+        f"unacked {r.unacked}, dropped {r.dropped}"
+    )
+
+
+@app.command()
+def demo(
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
+    cars: Annotated[int, typer.Option(help="Simulated cars.", min=1, max=64)] = 6,
+    db: Db = DEFAULT_DB,
+    seed: Annotated[int, typer.Option(help="Random seed of the simulation.")] = 0,
+    log_level: LogLevel = "warning",
+) -> None:
+    """Run the server and a simulated agent together; Ctrl+C stops both."""
+    _logging(log_level)
+    from pitwire.server.app import create_app
+    from pitwire.server.app import serve as run_server
+    from pitwire.store.base import StoreError
+
+    if db.startswith("sqlite:///"):
+        Path(db.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        server_app = create_app(db)
+    except StoreError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    session = f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
+    child: list[subprocess.Popen[bytes]] = []
+
+    def ready(url: str) -> None:
+        ws_url = "ws" + url[4:]
+        child.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "pitwire",
+                    "agent",
+                    "--source",
+                    "sim",
+                    "--cars",
+                    str(cars),
+                    "--seed",
+                    str(seed),
+                    "--server",
+                    ws_url,
+                    "--session",
+                    session,
+                    "--log-level",
+                    "warning",
+                ],
+                stdout=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        )
+        console.print(
+            f"\n[bold green]pitwire demo[/]: {cars} simulated cars, session "
+            f"[bold]{session}[/], store {db}"
+        )
+        console.print(f"  Dashboard: [bold underline]{url}/[/]")
+        console.print(f"  API docs:  {url}/docs\n  Press Ctrl+C to stop.\n")
+        print(f"PITWIRE_URL={url}/", flush=True)
+
+    try:
+        asyncio.run(run_server(server_app, host, port, on_ready=ready, log_level="warning"))
+    except OSError as exc:
+        console.print(
+            f"[red]error:[/] cannot listen on {host}:{port}: {exc.strerror or exc}. "
+            "Try PORT=8001 make demo (or --port)."
+        )
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for proc in child:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+        console.print("pitwire demo stopped.")
+
+
+if __name__ == "__main__":
+    app()

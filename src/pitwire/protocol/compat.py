@@ -1,0 +1,49 @@
+"""The original design's JSON shapes (spec/protocol.md §Compatibility shapes).
+
+A frame is ``{"packetId", "gas", "brake", "fuel", "gear", "rpms", "steerAngle", "speedKmh"}``
+and a broadcast is ``{"sessionID", "lap", "data": [frames]}``.
+"""
+
+from __future__ import annotations
+
+from pitwire.model.frames import FrameBatch
+
+
+def compat_message(session_id: str, seq: int, batch: FrameBatch) -> dict[str, object]:
+    """The original design's broadcast shape: ``{"sessionID", "lap", "data": [frames]}``."""
+    cols = batch.columns
+    n = batch.n
+
+    def col(name: str, default: float = 0.0) -> list[float]:
+        c = cols.get(name)
+        return c.tolist() if c is not None else [default] * n
+
+    pids = cols.get("packet_id")
+    packet_ids = pids.astype("int64").tolist() if pids is not None else list(range(seq, seq + n))
+    gears = cols.get("gear")
+    rpms = cols.get("rpm")
+    lap = cols.get("lap")
+    data = [
+        {
+            "packetId": p,
+            "gas": g,
+            "brake": b,
+            "fuel": f,
+            "gear": gr,
+            "rpms": r,
+            "steerAngle": st,
+            "speedKmh": sp,
+        }
+        for p, g, b, f, gr, r, st, sp in zip(
+            packet_ids,
+            col("throttle"),
+            col("brake"),
+            col("fuel"),
+            gears.astype("int64").tolist() if gears is not None else [0] * n,
+            rpms.astype("int64").tolist() if rpms is not None else [0] * n,
+            col("steer"),
+            col("speed"),
+            strict=True,
+        )
+    ]
+    return {"sessionID": session_id, "lap": int(lap[-1]) if lap is not None else 0, "data": data}

@@ -1,0 +1,322 @@
+"""The SQL of SqliteStore: schema migrations and the statements each Store call runs.
+
+Every function takes the connection of the thread it runs on (the writer's or a reader's) and
+does blocking sqlite work; sqlite.py hands them to its threads. Summaries read only the
+covering index ``chunks_span``; frames decode the blobs.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+
+from pitwire.codec import chunk
+from pitwire.model.channels import Channel, ChannelSet
+from pitwire.model.frames import FrameBatch
+from pitwire.model.ids import SessionId, StreamId
+from pitwire.model.records import LapInfo, SessionInfo, StreamInfo
+from pitwire.store import _shared
+from pitwire.store.base import SessionSummary, StoreError, StreamSummary
+
+log = logging.getLogger("pitwire.store.sqlite")
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (  # v1. chunks.blob is the last column so that scans of the other columns never read
+        # the blob's overflow pages; chunks_span covers the summary and seq queries.
+        """CREATE TABLE sessions (
+            id TEXT PRIMARY KEY, track TEXT NOT NULL, source TEXT NOT NULL,
+            started_ns INTEGER NOT NULL)""",
+        "CREATE INDEX sessions_started ON sessions (started_ns)",
+        """CREATE TABLE streams (
+            session TEXT NOT NULL REFERENCES sessions (id), stream TEXT NOT NULL,
+            driver TEXT NOT NULL, car TEXT NOT NULL, channels TEXT NOT NULL,
+            PRIMARY KEY (session, stream)) WITHOUT ROWID""",
+        """CREATE TABLE laps (
+            session TEXT NOT NULL, stream TEXT NOT NULL, lap INTEGER NOT NULL,
+            t0_ns INTEGER NOT NULL, t1_ns INTEGER NOT NULL, frames INTEGER NOT NULL,
+            lap_time REAL,
+            PRIMARY KEY (session, stream, lap),
+            FOREIGN KEY (session, stream) REFERENCES streams (session, stream)) WITHOUT ROWID""",
+        """CREATE TABLE chunks (
+            session TEXT NOT NULL, stream TEXT NOT NULL,
+            first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,
+            t0_ns INTEGER NOT NULL, t1_ns INTEGER NOT NULL, n INTEGER NOT NULL,
+            codec INTEGER NOT NULL, stats TEXT NOT NULL, blob BLOB NOT NULL,
+            UNIQUE (session, stream, first_seq),
+            FOREIGN KEY (session, stream) REFERENCES streams (session, stream))""",
+        """CREATE INDEX chunks_span
+            ON chunks (session, stream, first_seq, last_seq, n, t0_ns, t1_ns)""",
+        "CREATE INDEX chunks_time ON chunks (session, stream, t1_ns, t0_ns)",
+    ),
+)
+"""Schema migrations: entry i takes ``user_version`` i to i + 1."""
+
+@contextmanager
+def transaction(conn: sqlite3.Connection, begin: str = "BEGIN IMMEDIATE") -> Iterator[None]:
+    conn.execute(begin)
+    try:
+        yield
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def read(conn: sqlite3.Connection) -> AbstractContextManager[None]:
+    """A read transaction: every query inside sees one snapshot."""
+    return transaction(conn, "BEGIN DEFERRED")
+
+
+def migrate(conn: sqlite3.Connection, where: str) -> None:
+    with _transaction(conn):
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > len(MIGRATIONS):
+        raise StoreError(
+            f"sqlite {where}: schema v{version} is newer than this pitwire supports "
+            f"(v{len(MIGRATIONS)}); upgrade pitwire"
+        )
+    for target in range(version + 1, len(MIGRATIONS) + 1):
+        with _transaction(conn):
+            if conn.execute("PRAGMA user_version").fetchone()[0] >= target:
+                continue  # another process migrated meanwhile
+            for statement in MIGRATIONS[target - 1]:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {target}")
+
+
+
+def _write_chunk(
+    self,
+    conn: sqlite3.Connection,
+    session_id: SessionId,
+    stream_id: StreamId,
+    first_seq: int,
+    batch: FrameBatch,
+) -> int:
+    with _transaction(conn):
+        batch = _shared.check_write(
+            session_id=session_id,
+            stream_id=stream_id,
+            first_seq=first_seq,
+            batch=batch,
+            channels=self._stream_channels(conn, session_id, stream_id),
+        )
+        if batch.n == 0:
+            return 0
+        last_seq = first_seq + batch.n - 1
+        spans = conn.execute(
+            """SELECT first_seq, last_seq FROM chunks
+               WHERE session = ?1 AND stream = ?2 AND first_seq BETWEEN ?3 AND ?4
+               UNION ALL SELECT * FROM (
+                 SELECT first_seq, last_seq FROM chunks
+                 WHERE session = ?1 AND stream = ?2 AND first_seq < ?3
+                 ORDER BY first_seq DESC LIMIT 1)
+               ORDER BY first_seq""",
+            (session_id, stream_id, first_seq, last_seq),
+        ).fetchall()
+        stored = 0
+        for lo, hi in _shared.gaps(first_seq, last_seq, spans):
+            piece = batch.slice(lo - first_seq, hi - first_seq + 1)
+            blob = chunk.encode(piece)
+            stats = chunk.stats(piece)
+            conn.execute(
+                """INSERT INTO chunks (session, stream, first_seq, last_seq, t0_ns, t1_ns,
+                   n, codec, stats, blob) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    session_id,
+                    stream_id,
+                    lo,
+                    hi,
+                    stats.t0_ns,
+                    stats.t1_ns,
+                    piece.n,
+                    chunk.version_of(blob),
+                    _shared.encode_json(stats.columns),
+                    blob,
+                ),
+            )
+            stored += piece.n
+        return stored
+
+def _stream_channels(
+    self, conn: sqlite3.Connection, session_id: SessionId, stream_id: StreamId
+) -> ChannelSet:
+    text = _stream_row(conn, session_id, stream_id)[2]
+    cached = self._channels.get((session_id, stream_id))
+    if cached is not None and cached[0] == text:
+        return cached[1]
+    channels = ChannelSet(_shared.decode_json(text, list[Channel]))
+    self._channels[(session_id, stream_id)] = (text, channels)
+    return channels
+
+
+def _stored_seqs(
+    self, conn: sqlite3.Connection, session_id: SessionId, stream_id: StreamId
+) -> int | None:
+    # Chunks are never removed, so a known contiguous run stays valid while the stream's
+    # first stored seq is unchanged: walk on from the cached high-water mark.
+    with _read(conn):
+        _stream_row(conn, session_id, stream_id)
+        start = conn.execute(
+            "SELECT MIN(first_seq) FROM chunks WHERE session = ? AND stream = ?",
+            (session_id, stream_id),
+        ).fetchone()[0]
+        if start is None:
+            return None
+        with self._lock:
+            cached = self._high.get((session_id, stream_id))
+        seed = cached[1] if cached is not None and cached[0] == start else start - 1
+        high: int = conn.execute(
+            """WITH RECURSIVE run (last) AS (
+                 SELECT ?3 UNION ALL
+                 SELECT c.last_seq FROM chunks c JOIN run ON c.first_seq = run.last + 1
+                 WHERE c.session = ?1 AND c.stream = ?2)
+               SELECT MAX(last) FROM run""",
+            (session_id, stream_id, seed),
+        ).fetchone()[0]
+    with self._lock:
+        self._high[(session_id, stream_id)] = (start, high)
+    return high
+
+
+
+def _require_session(conn: sqlite3.Connection, session_id: SessionId) -> None:
+    if conn.execute("SELECT 1 FROM sessions WHERE id = ?", (session_id,)).fetchone() is None:
+        raise _shared.unknown_session(session_id)
+
+
+def _stream_row(
+    conn: sqlite3.Connection, session_id: SessionId, stream_id: StreamId
+) -> tuple[str, str, str]:
+    """(driver, car, channels JSON) of the stream; UnknownSession when it does not exist."""
+    row = conn.execute(
+        "SELECT driver, car, channels FROM streams WHERE session = ? AND stream = ?",
+        (session_id, stream_id),
+    ).fetchone()
+    if row is None:
+        _require_session(conn, session_id)
+        raise _shared.unknown_stream(session_id, stream_id)
+    return (row[0], row[1], row[2])
+
+
+def _put_session(conn: sqlite3.Connection, info: SessionInfo) -> None:
+    conn.execute(
+        """INSERT INTO sessions (id, track, source, started_ns) VALUES (?, ?, ?, ?)
+           ON CONFLICT (id) DO UPDATE SET track = excluded.track, source = excluded.source""",
+        (info.session_id, info.track, info.source, info.started_ns),
+    )
+
+
+def _put_stream(conn: sqlite3.Connection, session_id: SessionId, info: StreamInfo) -> None:
+    with _transaction(conn):
+        _require_session(conn, session_id)
+        conn.execute(
+            """INSERT INTO streams (session, stream, driver, car, channels) VALUES (?, ?, ?, ?, ?)
+               ON CONFLICT (session, stream) DO UPDATE SET driver = excluded.driver,
+               car = excluded.car, channels = excluded.channels""",
+            (session_id, info.stream_id, info.driver, info.car, _shared.encode_json(info.channels)),
+        )
+
+
+def _put_lap(conn: sqlite3.Connection, session_id: SessionId, lap: LapInfo) -> None:
+    with _transaction(conn):
+        _stream_row(conn, session_id, StreamId(lap.stream_id))
+        conn.execute(
+            """INSERT OR REPLACE INTO laps (session, stream, lap, t0_ns, t1_ns, frames, lap_time)
+               VALUES (?, ?, ?, ?, ?, ?, ?)""",
+            (session_id, lap.stream_id, lap.lap, lap.t0_ns, lap.t1_ns, lap.frames, lap.lap_time),
+        )
+
+
+def _summaries(conn: sqlite3.Connection, session_id: SessionId | None) -> list[SessionSummary]:
+    """Summaries of one session (UnknownSession when missing) or, for None, of all, newest
+    first; four index reads in one snapshot, never touching a blob."""
+    args: tuple[str, ...] = () if session_id is None else (session_id,)
+    where = "" if session_id is None else "WHERE session = ?"
+    with _read(conn):
+        sessions = conn.execute(
+            "SELECT id, track, source, started_ns FROM sessions "
+            f"{'' if session_id is None else 'WHERE id = ?'} ORDER BY started_ns DESC, id",
+            args,
+        ).fetchall()
+        if session_id is not None and not sessions:
+            raise _shared.unknown_session(session_id)
+        streams = conn.execute(
+            f"SELECT session, stream, driver, car, channels FROM streams {where} "
+            "ORDER BY session, stream",
+            args,
+        ).fetchall()
+        figures = conn.execute(
+            f"""SELECT session, stream, SUM(n), MIN(first_seq), MAX(last_seq), MIN(t0_ns),
+                MAX(t1_ns) FROM chunks {where} GROUP BY session, stream""",
+            args,
+        ).fetchall()
+        laps = conn.execute(
+            f"SELECT session, stream, lap, t0_ns, t1_ns, frames, lap_time FROM laps {where} "
+            "ORDER BY session, stream, lap",
+            args,
+        ).fetchall()
+    by_stream = {(row[0], row[1]): row[2:] for row in figures}
+    out = {
+        row[0]: SessionSummary(
+            info=SessionInfo(session_id=row[0], track=row[1], source=row[2], started_ns=row[3]),
+            streams=[],
+            laps=[],
+        )
+        for row in sessions
+    }
+    for session, stream, driver, car, channels in streams:
+        info = StreamInfo(
+            stream_id=stream,
+            driver=driver,
+            car=car,
+            channels=_shared.decode_json(channels, list[Channel]),
+        )
+        summary = StreamSummary(info=info)
+        if (session, stream) in by_stream:
+            frames, first, last, t0, t1 = by_stream[(session, stream)]
+            summary = StreamSummary(
+                info=info, frames=frames, first_seq=first, last_seq=last, t0_ns=t0, t1_ns=t1
+            )
+        out[session].streams.append(summary)
+    for session, stream, lap, t0, t1, frames, lap_time in laps:
+        out[session].laps.append(
+            LapInfo(stream_id=stream, lap=lap, t0_ns=t0, t1_ns=t1, frames=frames, lap_time=lap_time)
+        )
+    return list(out.values())
+
+
+def _clamp(t_ns: int | None, default: int) -> int:
+    return default if t_ns is None else min(max(t_ns, _shared.T_MIN), _shared.T_MAX)
+
+
+def _read_frames(
+    conn: sqlite3.Connection,
+    session_id: SessionId,
+    stream_id: StreamId,
+    t0_ns: int | None,
+    t1_ns: int | None,
+) -> FrameBatch:
+    with _read(conn):
+        channels = ChannelSet(
+            _shared.decode_json(_stream_row(conn, session_id, stream_id)[2], list[Channel])
+        )
+        rows = conn.execute(
+            """SELECT first_seq, blob FROM chunks WHERE session = ? AND stream = ?
+               AND t1_ns >= ? AND t0_ns <= ? ORDER BY first_seq""",
+            (session_id, stream_id, _clamp(t0_ns, _shared.T_MIN), _clamp(t1_ns, _shared.T_MAX)),
+        ).fetchall()
+    pieces: list[FrameBatch] = []
+    for first_seq, blob in rows:
+        try:
+            batch = chunk.decode(blob)
+        except chunk.CodecError as exc:
+            log.warning(
+                "%s/%s: skipping chunk at seq %d: %s", session_id, stream_id, first_seq, exc
+            )
+            continue
+        pieces.append(_shared.in_time(_shared.conform(batch, channels), t0_ns, t1_ns))
+    return _shared.join(pieces, channels)
