@@ -5,7 +5,7 @@
  * - messagesReceived: binary data messages received (each holds one or more frames)
  * - lastSpeed: newest `speed` of the selected car [km/h], null before any
  * - selectedStream: name of the selected car, null before the first advertise
- * - drawCount: passes of the requestAnimationFrame loop that drew
+ * - drawCount: ticks of the one requestAnimationFrame loop (each runs every drawer)
  * - longTasks: main-thread tasks over 50 ms seen by a PerformanceObserver (where supported)
  */
 

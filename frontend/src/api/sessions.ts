@@ -47,3 +47,13 @@ export function chooseSession(sessions: readonly SessionSummary[], requested: st
   const pick = sessions.find((s) => s.live) ?? sessions[0];
   return pick === undefined ? null : { id: pick.session_id, track: pick.track };
 }
+
+/**
+ * While showing an auto-chosen session: the live session to switch to when the current one is
+ * no longer live (ended, or gone after a server restart), else null.
+ */
+export function switchTarget(sessions: readonly SessionSummary[], current: string): { id: string; track: string } | null {
+  if (sessions.some((s) => s.session_id === current && s.live)) return null;
+  const live = sessions.find((s) => s.live && s.session_id !== current);
+  return live === undefined ? null : { id: live.session_id, track: live.track };
+}

@@ -135,7 +135,7 @@ export function drawPedals(ctx: CanvasRenderingContext2D, w: number, h: number, 
   const gap = w * 0.12;
   const barW = (w - 3 * gap) / 2;
   const labelH = Math.min(h * 0.16, barW * 0.5);
-  const top = h * 0.04;
+  const top = labelH * 0.9; // name above the bar, percentage below
   const barH = h - top - labelH * 1.2;
   const bars: [number, string, string][] = [
     [throttle, COLORS.throttle, "THR"],
@@ -157,7 +157,7 @@ export function drawPedals(ctx: CanvasRenderingContext2D, w: number, h: number, 
     ctx.fillText(Number.isFinite(value) ? `${Math.round(clamp01(value) * 100)}%` : "—", x + barW / 2, top + barH + labelH * 0.6);
     ctx.fillStyle = COLORS.dim;
     ctx.font = font(Math.min(labelH * 0.45, barW * 0.22), FONT);
-    ctx.fillText(name, x + barW / 2, top + labelH * 0.45);
+    ctx.fillText(name, x + barW / 2, top * 0.5);
   });
 }
 

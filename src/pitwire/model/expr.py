@@ -15,10 +15,10 @@ Accepted:
 - ``a if cond else b`` element-wise (``where(cond, a, b)``; both branches are evaluated)
 - calls by plain name, positional arguments only, to the functions in ``FUNCTIONS``
 
-Semantics are numpy's: ``x / 0`` gives inf or nan without a warning; integer and boolean
-columns are computed as float64 (a boolean in arithmetic counts as 0 or 1); the result has the
-length of the input columns, so a constant gives a full-length array. Comparisons and logic give
-a boolean array.
+Semantics are numpy's, in float64: columns of any real dtype are read as float64 (a boolean
+counts as 0 or 1), ``x / 0`` gives inf or nan without a warning, the result has the length of
+the input columns (a constant gives a full-length array). Comparisons and logic give a boolean
+array, everything else a float64 one.
 
 Exceptions::
 
@@ -205,7 +205,7 @@ class Expression:
                 raise ExpressionError(
                     f"column {name!r} must be a 1-d array of numbers, not {arr.dtype} {arr.shape}"
                 )
-            env[name] = arr if arr.dtype.kind == "f" else arr.astype(np.float64)
+            env[name] = arr.astype(np.float64, copy=False)
         if n is None:
             first = next(iter(env.values()), None)
             if first is None and columns:
@@ -223,7 +223,7 @@ class Expression:
                 raise ExpressionError(f"cannot evaluate {self.source!r}: {e}") from e
         if out.shape != (n,):
             return np.broadcast_to(out, (n,)).copy()
-        if any(out is col for col in env.values()) or any(out is c for c in columns.values()):
+        if any(out is col for col in env.values()):
             return out.copy()  # never hand back the caller's array
         return out
 
@@ -261,13 +261,10 @@ class _Text:
         return ExpressionError(problem, self.source, start, end)
 
     def error_node(self, problem: str, node: ast.AST) -> ExpressionError:
-        lineno, col = getattr(node, "lineno", 1), getattr(node, "col_offset", 0)
-        end_lineno, end_col = (
-            getattr(node, "end_lineno", None),
-            getattr(node, "end_col_offset", None),
-        )
-        end = None if end_lineno is None or end_col is None else self.index(end_lineno, end_col)
-        return self.error(problem, self.index(lineno, col), end)
+        start = self.index(getattr(node, "lineno", 1), getattr(node, "col_offset", 0))
+        end_lineno, end_col = getattr(node, "end_lineno", None), getattr(node, "end_col_offset", 0)
+        end = None if end_lineno is None else self.index(end_lineno, end_col or 0)
+        return self.error(problem, start, end)
 
     def segment(self, node: ast.AST) -> str:
         """The text of ``node``, shortened for a message."""

@@ -6,6 +6,8 @@ and a broadcast is ``{"sessionID", "lap", "data": [frames]}``.
 
 from __future__ import annotations
 
+import numpy as np
+
 from pitwire.model.frames import FrameBatch
 
 
@@ -16,7 +18,12 @@ def compat_message(session_id: str, seq: int, batch: FrameBatch) -> dict[str, ob
 
     def col(name: str, default: float = 0.0) -> list[float]:
         c = cols.get(name)
-        return c.tolist() if c is not None else [default] * n
+        if c is None:
+            return [default] * n
+        if c.dtype == np.float32:
+            # The shortest decimal that is this float32 (0.1, not 0.10000000149011612).
+            return [float(s) for s in c.astype(str)]
+        return c.tolist()
 
     pids = cols.get("packet_id")
     packet_ids = pids.astype("int64").tolist() if pids is not None else list(range(seq, seq + n))

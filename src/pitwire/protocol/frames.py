@@ -31,6 +31,7 @@ OP_DATA = 0x01
 
 HEADER = struct.Struct("<BBHIQqII")
 HEADER_SIZE = HEADER.size  # 32
+SEQ_FIELD = struct.Struct("<Q")  # at offset 8
 _DESC = np.dtype([("channel", "<u2"), ("dtype", "u1"), ("pad", "u1")])
 _DTYPE_CODES = {np.dtype("<f4"): 1, np.dtype("<f8"): 2}
 _CODE_DTYPES = {1: np.dtype("<f4"), 2: np.dtype("<f8")}

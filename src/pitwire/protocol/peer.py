@@ -334,6 +334,11 @@ class AgentPeer(_Peer):
 
     Frames are kept until acked. Past ``max_unacked`` frames in total the oldest batches are
     dropped and counted in ``dropped`` (a gap the server will report).
+
+    Resuming: the server answers an advertise with an ack of what it already stores of each
+    stream (-1 for nothing). Until that first ack a stream's frames are numbered
+    provisionally and held back; the ack shifts them to follow what is stored, so a restarted
+    agent continues a stream instead of colliding with its earlier frames.
     """
 
     def __init__(
@@ -359,6 +364,7 @@ class AgentPeer(_Peer):
         # per stream: (last seq, encoded frame, frame count), oldest first
         self._unacked: dict[str, deque[tuple[int, bytes, int]]] = {}
         self._unacked_frames = 0
+        self._synced: set[str] = set()
         self.acked: dict[str, int] = {}
         self.connected = False
         for name_, cset, driver, car in streams:
@@ -399,8 +405,9 @@ class AgentPeer(_Peer):
         self.connected = True
         self.send(Hello(protocol=PROTOCOL_VERSION, role="agent", name=self.name))
         self._out.append(self._advertise_text())
-        for pending in self._unacked.values():
-            self._out.extend(data for _, data, _ in pending)
+        for stream, pending in self._unacked.items():
+            if stream in self._synced:
+                self._out.extend(data for _, data, _ in pending)
 
     def connection_lost(self) -> None:
         self.connected = False
@@ -432,7 +439,7 @@ class AgentPeer(_Peer):
             _, _, n = fullest.popleft()
             self._unacked_frames -= n
             self.dropped += n
-        if self.connected:
+        if self.connected and stream in self._synced:
             self._out.append(data)
         return seq
 
@@ -459,12 +466,33 @@ class AgentPeer(_Peer):
             StatusReceived(Status(level="warning", code="bad_message", message=message))
         )
 
+    def _resume(self, stream: str, stored: int) -> None:
+        """First ack of a stream: renumber held-back frames to follow ``stored``, send them."""
+        shift = stored + 1
+        pending = self._unacked[stream]
+        if shift:
+            for i, (last, data, n) in enumerate(pending):
+                patched = bytearray(data)
+                frames.SEQ_FIELD.pack_into(
+                    patched, 8, frames.SEQ_FIELD.unpack_from(data, 8)[0] + shift
+                )
+                pending[i] = (last + shift, bytes(patched), n)
+            self._next_seq[stream] += shift
+        self._synced.add(stream)
+        self.acked[stream] = stored
+        if self.connected:
+            self._out.extend(data for _, data, _ in pending)
+        self._events.append(Acked(stream, stored))
+
     def _ack(self, msg: Ack) -> None:
         stream = next((s for s, v in self._streams.items() if v[0] == msg.stream), None)
         if stream is None:
             return
-        self.acked[stream] = max(self.acked.get(stream, -1), msg.seq)
         pending = self._unacked[stream]
+        if stream not in self._synced:
+            self._resume(stream, msg.seq)
+            return
+        self.acked[stream] = max(self.acked.get(stream, -1), msg.seq)
         while pending and pending[0][0] <= msg.seq:
             self._unacked_frames -= pending.popleft()[2]
         self._events.append(Acked(stream, msg.seq))

@@ -13,7 +13,7 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
@@ -111,16 +111,36 @@ def create_app(
     )
     app.include_router(live.router(hub=hub, store=the_store, stats=stats, lag_limit=lag_limit))
 
-    dist = dashboard_dir()
-    if dist is not None:
-        app.mount("/", StaticFiles(directory=dist, html=True), name="dashboard")
-    else:
+    _mount_dashboard(app, dashboard_dir())
+    return app
+
+
+def _mount_dashboard(app: FastAPI, dist: Path | None) -> None:
+    """Serve the built dashboard: ``/``, its root files and ``/assets``. Not a catch-all mount,
+    so that API paths keep their own 404/405 answers."""
+    if dist is None:
 
         @app.get("/", include_in_schema=False)
         async def not_built() -> HTMLResponse:
             return HTMLResponse(NOT_BUILT)
 
-    return app
+        return
+    index = dist / "index.html"
+
+    @app.get("/", include_in_schema=False)
+    async def dashboard() -> FileResponse:
+        return FileResponse(index, headers={"cache-control": "no-cache"})
+
+    for path in dist.iterdir():
+        if path.is_file() and path.name != "index.html":
+            app.add_api_route(
+                f"/{path.name}",
+                lambda p=path: FileResponse(p),
+                methods=["GET"],
+                include_in_schema=False,
+            )
+    if (dist / "assets").is_dir():
+        app.mount("/assets", StaticFiles(directory=dist / "assets"), name="assets")
 
 
 def uvicorn_config(
@@ -155,10 +175,16 @@ async def serve(
             await task  # raises what stopped it (e.g. address in use)
             return
         await asyncio.sleep(0.01)
-    sock = server.servers[0].sockets[0]
-    real_host, real_port = sock.getsockname()[:2]
-    if on_ready is not None:
-        result = on_ready(f"http://{real_host}:{real_port}")
-        if result is not None:
-            await result
-    await task
+    try:
+        sock = server.servers[0].sockets[0]
+        real_host, real_port = sock.getsockname()[:2]
+        if on_ready is not None:
+            result = on_ready(f"http://{real_host}:{real_port}")
+            if result is not None:
+                await result
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        # Cancelled from outside: shut down gracefully (lifespan flushes persistence).
+        server.should_exit = True
+        await task
+        raise

@@ -68,9 +68,10 @@ class Ingestor:
         car: str = "",
         track: str = "",
         source: str = "",
-    ) -> int | None:
+    ) -> int:
         """Make the session and stream known to store and hub; return the stored high-water
-        seq (what the agent need not send again)."""
+        seq (what the agent need not send again; -1 for nothing). Frames still buffered for
+        the stream are written first, so the answer is where a new agent must continue."""
         sid, st = SessionId(session), StreamId(stream)
         try:
             existing = await self.store.get_session(sid)
@@ -92,9 +93,10 @@ class Ingestor:
             session, stream, channels, driver=driver, car=car, track=track, source=source
         )
         self._known.add((session, stream))
+        await self.persistence.flush_stream(session, stream)
         stored = await self.store.stored_seqs(session_id=sid, stream_id=st)
-        if stored is not None:
-            self._seen[(session, stream)] = max(self._seen.get((session, stream), -1), stored)
+        stored = -1 if stored is None else stored
+        self._seen[(session, stream)] = max(self._seen.get((session, stream), -1), stored)
         return stored
 
     def knows(self, session: str, stream: str) -> bool:
@@ -205,8 +207,7 @@ def router(ingestor: Ingestor, *, max_body: int = DEFAULT_MAX_BODY) -> APIRouter
                                 if (ev.session, desc.stream) not in listening:
                                     ingestor.listen(ev.session, desc.stream, on_ack)
                                     listening.append((ev.session, desc.stream))
-                                if stored is not None:
-                                    peer.ack(desc.stream, stored)
+                                peer.ack(desc.stream, stored)
                         case StatusReceived():
                             log.info("agent status: %s", ev.status.message)
                         case CloseRequested():

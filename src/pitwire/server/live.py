@@ -45,6 +45,7 @@ class WsViewer:
         self._lag_since = 0.0
         self.dropped = 0
         self.closing = False
+        self._close_after: tuple[int, str] | None = None
         self.task: asyncio.Task[None] | None = None
 
     def offer(self, slot: Slot, data: bytes | str, recv_ns: int) -> None:
@@ -86,6 +87,9 @@ class WsViewer:
             self._wake.clear()
             while self._control:
                 await ws.send_text(self._control.popleft())
+            if self._close_after is not None:
+                await ws.close(*self._close_after)
+                return
             pending, self._pending = self._pending, {}
             for data, recv_ns in pending.values():
                 if type(data) is bytes:
@@ -102,6 +106,11 @@ class WsViewer:
                     )
                 )
                 self._wake.set()
+
+    def close_after_control(self, code: int, reason: str) -> None:
+        """Send the queued control messages (e.g. the error status), then close."""
+        self._close_after = (code, reason)
+        self._wake.set()
 
     def kill(self, code: int, reason: str) -> None:
         """Close from outside the writer: cancel it, try a clean close, else abort."""
@@ -177,6 +186,8 @@ def router(*, hub: Hub, store: Store, stats: ServerStats, lag_limit: float) -> A
                     peer.receive_text(text)
                 else:
                     peer.receive_bytes(msg.get("bytes") or b"")
+                for item in peer.outgoing():
+                    viewer.control(item if isinstance(item, str) else item.decode())
                 for ev in peer.events():
                     match ev:
                         case SubscribeRequested():
@@ -185,11 +196,9 @@ def router(*, hub: Hub, store: Store, stats: ServerStats, lag_limit: float) -> A
                         case UnsubscribeRequested():
                             hub.unsubscribe(session_id, viewer, ev.id)
                         case CloseRequested():
-                            viewer.kill(ev.code, ev.reason)
+                            viewer.close_after_control(ev.code, ev.reason)
                         case _:
                             pass
-                for item in peer.outgoing():
-                    viewer.control(item if isinstance(item, str) else item.decode())
         except WebSocketDisconnect:
             return
         finally:

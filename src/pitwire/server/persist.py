@@ -109,6 +109,13 @@ class Persistence:
                 if not await self._write_one(buf):
                     return
 
+    async def flush_stream(self, session: str, stream: str) -> None:
+        """Write everything buffered for one stream now; raise StoreError if the store fails."""
+        buf = self._buffers.get((session, stream))
+        while buf is not None and buf.batches:
+            if not await self._write_one(buf):
+                raise StoreError(f"could not store buffered frames of {session}/{stream}")
+
     async def _write_one(self, buf: _Buffer) -> bool:
         # Take batches up to max_frames, stopping at a lap change.
         lap = _lap_of(buf.batches[0][1])

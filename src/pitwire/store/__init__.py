@@ -32,7 +32,7 @@ def open_store(url: str) -> Store:
     ``memory://`` is the in-process fake; ``sqlite:///relative/path.db`` and
     ``sqlite:////absolute/path.db`` an SQLite file. Anything else raises StoreError.
     """
-    scheme = urlsplit(url).scheme if "://" in url or ":" in url else ""
+    scheme = urlsplit(url).scheme
     if scheme == "memory":
         from pitwire.store.memory import MemoryStore
 

@@ -43,10 +43,10 @@ def check_write(
     channels: ChannelSet,
 ) -> FrameBatch:
     """``batch`` with its columns in the stream's channel order; StoreError when its columns
-    are not exactly the stream's channels (names and dtypes) or ``first_seq`` is negative."""
+    are not exactly the stream's channels (names and dtypes) or a seq is outside 0..2**63-1."""
     where = f"session {session_id!r} stream {stream_id!r}"
-    if first_seq < 0:
-        raise StoreError(f"{where}: first_seq must be >= 0, got {first_seq}")
+    if first_seq < 0 or first_seq + batch.n - 1 > T_MAX:
+        raise StoreError(f"{where}: seqs {first_seq}..{first_seq + batch.n - 1} out of range")
     names = set(batch.columns)
     if names != set(channels):
         missing = ", ".join(sorted(set(channels) - names)) or "-"

@@ -23,8 +23,10 @@ from pitwire.store.base import SessionSummary, StoreError, StreamSummary
 log = logging.getLogger("pitwire.store.sqlite")
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (  # v1. chunks.blob is the last column so that scans of the other columns never read
-        # the blob's overflow pages; chunks_span covers the summary and seq queries.
+    (  # v1. streams.channels: JSON list of Channel; chunks.stats: JSON {channel: [lo, hi,
+        # NaN count]}; non-finite floats as "inf"/"-inf"/"nan". chunks.t0_ns/t1_ns are the
+        # min/max frame time. chunks.blob is the last column so that scans of the other
+        # columns never read its overflow pages; chunks_span covers summary and seq queries.
         """CREATE TABLE sessions (
             id TEXT PRIMARY KEY, track TEXT NOT NULL, source TEXT NOT NULL,
             started_ns INTEGER NOT NULL)""",
@@ -53,6 +55,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 )
 """Schema migrations: entry i takes ``user_version`` i to i + 1."""
 
+
 @contextmanager
 def transaction(conn: sqlite3.Connection, begin: str = "BEGIN IMMEDIATE") -> Iterator[None]:
     conn.execute(begin)
@@ -71,7 +74,7 @@ def read(conn: sqlite3.Connection) -> AbstractContextManager[None]:
 
 
 def migrate(conn: sqlite3.Connection, where: str) -> None:
-    with _transaction(conn):
+    with transaction(conn):
         version = conn.execute("PRAGMA user_version").fetchone()[0]
     if version > len(MIGRATIONS):
         raise StoreError(
@@ -79,7 +82,7 @@ def migrate(conn: sqlite3.Connection, where: str) -> None:
             f"(v{len(MIGRATIONS)}); upgrade pitwire"
         )
     for target in range(version + 1, len(MIGRATIONS) + 1):
-        with _transaction(conn):
+        with transaction(conn):
             if conn.execute("PRAGMA user_version").fetchone()[0] >= target:
                 continue  # another process migrated meanwhile
             for statement in MIGRATIONS[target - 1]:
@@ -87,26 +90,32 @@ def migrate(conn: sqlite3.Connection, where: str) -> None:
             conn.execute(f"PRAGMA user_version = {target}")
 
 
+ChannelCache = dict[tuple[str, str], tuple[str, ChannelSet]]
+"""(session, stream) -> (channels JSON, parsed channels): saves parsing on every write."""
 
-def _write_chunk(
-    self,
+
+def write_chunk(
     conn: sqlite3.Connection,
+    cache: ChannelCache,
     session_id: SessionId,
     stream_id: StreamId,
     first_seq: int,
     batch: FrameBatch,
 ) -> int:
-    with _transaction(conn):
+    """Store the frames of ``batch`` whose seqs are not stored yet; how many were new."""
+    with transaction(conn):
         batch = _shared.check_write(
             session_id=session_id,
             stream_id=stream_id,
             first_seq=first_seq,
             batch=batch,
-            channels=self._stream_channels(conn, session_id, stream_id),
+            channels=_stream_channels(conn, cache, session_id, stream_id),
         )
         if batch.n == 0:
             return 0
         last_seq = first_seq + batch.n - 1
+        # Stored chunks never overlap, so only the one starting before first_seq and those
+        # starting inside the batch can overlap it: two index seeks, whatever the stream's size.
         spans = conn.execute(
             """SELECT first_seq, last_seq FROM chunks
                WHERE session = ?1 AND stream = ?2 AND first_seq BETWEEN ?3 AND ?4
@@ -123,8 +132,8 @@ def _write_chunk(
             blob = chunk.encode(piece)
             stats = chunk.stats(piece)
             conn.execute(
-                """INSERT INTO chunks (session, stream, first_seq, last_seq, t0_ns, t1_ns,
-                   n, codec, stats, blob) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                """INSERT INTO chunks (session, stream, first_seq, last_seq, t0_ns, t1_ns, n,
+                   codec, stats, blob) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     session_id,
                     stream_id,
@@ -141,24 +150,31 @@ def _write_chunk(
             stored += piece.n
         return stored
 
+
 def _stream_channels(
-    self, conn: sqlite3.Connection, session_id: SessionId, stream_id: StreamId
+    conn: sqlite3.Connection, cache: ChannelCache, session_id: SessionId, stream_id: StreamId
 ) -> ChannelSet:
     text = _stream_row(conn, session_id, stream_id)[2]
-    cached = self._channels.get((session_id, stream_id))
+    cached = cache.get((session_id, stream_id))
     if cached is not None and cached[0] == text:
         return cached[1]
     channels = ChannelSet(_shared.decode_json(text, list[Channel]))
-    self._channels[(session_id, stream_id)] = (text, channels)
+    cache[(session_id, stream_id)] = (text, channels)
     return channels
 
 
-def _stored_seqs(
-    self, conn: sqlite3.Connection, session_id: SessionId, stream_id: StreamId
-) -> int | None:
-    # Chunks are never removed, so a known contiguous run stays valid while the stream's
-    # first stored seq is unchanged: walk on from the cached high-water mark.
-    with _read(conn):
+def stored_seqs(
+    conn: sqlite3.Connection,
+    session_id: SessionId,
+    stream_id: StreamId,
+    hint: tuple[int, int] | None,
+) -> tuple[int, int] | None:
+    """(first stored seq, contiguous high-water mark), None when nothing is stored.
+
+    ``hint`` is an earlier answer: chunks are never removed, so a contiguous run found before
+    is still one while the first stored seq is unchanged, and the walk resumes at its end.
+    """
+    with read(conn):
         _stream_row(conn, session_id, stream_id)
         start = conn.execute(
             "SELECT MIN(first_seq) FROM chunks WHERE session = ? AND stream = ?",
@@ -166,9 +182,7 @@ def _stored_seqs(
         ).fetchone()[0]
         if start is None:
             return None
-        with self._lock:
-            cached = self._high.get((session_id, stream_id))
-        seed = cached[1] if cached is not None and cached[0] == start else start - 1
+        seed = hint[1] if hint is not None and hint[0] == start else start - 1
         high: int = conn.execute(
             """WITH RECURSIVE run (last) AS (
                  SELECT ?3 UNION ALL
@@ -177,10 +191,7 @@ def _stored_seqs(
                SELECT MAX(last) FROM run""",
             (session_id, stream_id, seed),
         ).fetchone()[0]
-    with self._lock:
-        self._high[(session_id, stream_id)] = (start, high)
-    return high
-
+    return (start, high)
 
 
 def _require_session(conn: sqlite3.Connection, session_id: SessionId) -> None:
@@ -202,7 +213,7 @@ def _stream_row(
     return (row[0], row[1], row[2])
 
 
-def _put_session(conn: sqlite3.Connection, info: SessionInfo) -> None:
+def put_session(conn: sqlite3.Connection, info: SessionInfo) -> None:
     conn.execute(
         """INSERT INTO sessions (id, track, source, started_ns) VALUES (?, ?, ?, ?)
            ON CONFLICT (id) DO UPDATE SET track = excluded.track, source = excluded.source""",
@@ -210,8 +221,8 @@ def _put_session(conn: sqlite3.Connection, info: SessionInfo) -> None:
     )
 
 
-def _put_stream(conn: sqlite3.Connection, session_id: SessionId, info: StreamInfo) -> None:
-    with _transaction(conn):
+def put_stream(conn: sqlite3.Connection, session_id: SessionId, info: StreamInfo) -> None:
+    with transaction(conn):
         _require_session(conn, session_id)
         conn.execute(
             """INSERT INTO streams (session, stream, driver, car, channels) VALUES (?, ?, ?, ?, ?)
@@ -221,8 +232,8 @@ def _put_stream(conn: sqlite3.Connection, session_id: SessionId, info: StreamInf
         )
 
 
-def _put_lap(conn: sqlite3.Connection, session_id: SessionId, lap: LapInfo) -> None:
-    with _transaction(conn):
+def put_lap(conn: sqlite3.Connection, session_id: SessionId, lap: LapInfo) -> None:
+    with transaction(conn):
         _stream_row(conn, session_id, StreamId(lap.stream_id))
         conn.execute(
             """INSERT OR REPLACE INTO laps (session, stream, lap, t0_ns, t1_ns, frames, lap_time)
@@ -231,12 +242,12 @@ def _put_lap(conn: sqlite3.Connection, session_id: SessionId, lap: LapInfo) -> N
         )
 
 
-def _summaries(conn: sqlite3.Connection, session_id: SessionId | None) -> list[SessionSummary]:
+def summaries(conn: sqlite3.Connection, session_id: SessionId | None) -> list[SessionSummary]:
     """Summaries of one session (UnknownSession when missing) or, for None, of all, newest
     first; four index reads in one snapshot, never touching a blob."""
     args: tuple[str, ...] = () if session_id is None else (session_id,)
     where = "" if session_id is None else "WHERE session = ?"
-    with _read(conn):
+    with read(conn):
         sessions = conn.execute(
             "SELECT id, track, source, started_ns FROM sessions "
             f"{'' if session_id is None else 'WHERE id = ?'} ORDER BY started_ns DESC, id",
@@ -293,14 +304,14 @@ def _clamp(t_ns: int | None, default: int) -> int:
     return default if t_ns is None else min(max(t_ns, _shared.T_MIN), _shared.T_MAX)
 
 
-def _read_frames(
+def read_frames(
     conn: sqlite3.Connection,
     session_id: SessionId,
     stream_id: StreamId,
     t0_ns: int | None,
     t1_ns: int | None,
 ) -> FrameBatch:
-    with _read(conn):
+    with read(conn):
         channels = ChannelSet(
             _shared.decode_json(_stream_row(conn, session_id, stream_id)[2], list[Channel])
         )
