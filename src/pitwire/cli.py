@@ -219,7 +219,7 @@ def demo(
                     "--session",
                     session,
                     "--log-level",
-                    "warning",
+                    "error",  # its reconnect warnings at shutdown are noise here,
                 ],
                 stdout=subprocess.DEVNULL,
                 start_new_session=True,

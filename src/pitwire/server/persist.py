@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pitwire.analysis.laps import LapTracker, lap_cuts
 from pitwire.model.frames import FrameBatch
 from pitwire.model.ids import SessionId, StreamId
-from pitwire.store.base import Store, StoreError
+from pitwire.store.base import Store, StoreError, StoreUnavailable
 
 log = logging.getLogger("pitwire.persist")
 
@@ -55,6 +55,7 @@ class Persistence:
         self._wake = asyncio.Event()
         self.stored_frames = 0
         self.failed_writes = 0
+        self.rejected_frames = 0
         self.healthy = True
         self._backoff = 0.0
 
@@ -137,7 +138,7 @@ class Persistence:
             )
             for lap_info in buf.laps.feed(batch):
                 await self.store.put_lap(SessionId(buf.session), lap_info)
-        except (StoreError, OSError) as exc:
+        except (StoreUnavailable, OSError) as exc:
             self.failed_writes += 1
             self.healthy = False
             self._backoff = min(5.0, max(0.2, self._backoff * 2))
@@ -150,6 +151,22 @@ class Persistence:
                 self._backoff,
             )
             return False
+        except StoreError as exc:
+            # The store refuses these frames for good (e.g. they do not match the stream's
+            # schema): retrying cannot help, and holding them would stall the stream.
+            self.rejected_frames += n
+            log.error(
+                "store rejected %d frames of %s/%s (seq %d-%d): %s",
+                n,
+                buf.session,
+                buf.stream,
+                seq0,
+                seq0 + n - 1,
+                exc,
+            )
+            del buf.batches[:take]
+            buf.frames -= n
+            return True
         if not self.healthy:
             log.info("store writes recovered")
         self.healthy = True

@@ -1,7 +1,7 @@
 """The Store protocol: where sessions, streams, laps and frame chunks live.
 
 Implementations: ``memory`` (the shipped fake), ``sqlite`` (embedded default). They share
-one contract test suite (tests/store/contract.py).
+one contract test suite (tests/store/test_contract.py).
 
 Exceptions::
 
