@@ -83,6 +83,7 @@ def serve(
     def ready(url: str) -> None:
         console.print(f"pitwire {__version__} serving on [bold]{url}[/] (store {db})")
         console.print(f"  dashboard {url}/   API docs {url}/docs   agents ws{url[4:]}/ws/ingest")
+        print(f"PITWIRE_URL={url}/", flush=True)
 
     try:
         asyncio.run(run_server(server_app, host, port, on_ready=ready, log_level="warning"))
@@ -191,13 +192,24 @@ def demo(
 
     if db.startswith("sqlite:///"):
         Path(db.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    session = f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
+    child: list[subprocess.Popen[bytes]] = []
+
+    def stop_agent() -> None:
+        # Runs in the server's shutdown, before uvicorn re-raises SIGTERM/SIGINT.
+        for proc in child:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
     try:
-        server_app = create_app(db)
+        server_app = create_app(db, on_shutdown=stop_agent)
     except StoreError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
-    session = f"demo-{time.strftime('%Y%m%d-%H%M%S')}"
-    child: list[subprocess.Popen[bytes]] = []
 
     def ready(url: str) -> None:
         ws_url = "ws" + url[4:]
@@ -244,13 +256,7 @@ def demo(
     except KeyboardInterrupt:
         pass
     finally:
-        for proc in child:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+        stop_agent()
         console.print("pitwire demo stopped.")
 
 

@@ -49,8 +49,13 @@ async def test_ingest_accepts_frames_and_stores_them(server):
     """A valid POST /ingest answers 200 with the seq range, and every frame is stored."""
     r = await post(server.url, frames(5), session_id="s1", lap=2)
     assert r.status_code == 200, r.text
-    assert r.json() == {"accepted": 5, "session_id": "s1", "stream": "car",
-                        "first_seq": 0, "last_seq": 4}
+    assert r.json() == {
+        "accepted": 5,
+        "session_id": "s1",
+        "stream": "car",
+        "first_seq": 0,
+        "last_seq": 4,
+    }
     r = await post(server.url, frames(3, 5), session_id="s1", lap=2)
     assert r.json()["first_seq"] == 5
     batch = await server.store.read_frames(session_id=SessionId("s1"), stream_id=StreamId("car"))

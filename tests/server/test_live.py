@@ -9,12 +9,14 @@ import json
 import time
 
 import numpy as np
-from support import ScriptedSource, car_batch, running_server
+import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from pitwire.agent.run import Agent
 from pitwire.protocol import SUBPROTOCOL, frames
+from pitwire.server.hub import Payload
+from support import ScriptedSource, car_batch, running_server
 
 
 async def open_viewer(url: str, session: str, **kw):  # type: ignore[no-untyped-def]
@@ -70,10 +72,10 @@ async def test_viewer_with_a_wrong_protocol_version_is_closed_with_4003(server):
     await ws.send(json.dumps({"op": "hello", "protocol": 99, "role": "viewer"}))
     status = await recv_json(ws, "status")
     assert status["code"] == "unsupported"
-    try:
+    with pytest.raises(ConnectionClosed) as closed:
         await asyncio.wait_for(ws.recv(), 5)
-    except ConnectionClosed as exc:
-        assert exc.rcvd is not None and exc.rcvd.code == 4003
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4003
 
 
 async def test_bad_viewer_messages_are_answered_not_fatal(server):
@@ -158,10 +160,10 @@ async def test_live_viewer_status_lagging_then_recovered():
     sock = HeldSocket()
     viewer = WsViewer(sock, ServerStats(), lag_limit=60)  # type: ignore[arg-type]
     viewer.task = asyncio.create_task(viewer.writer())
-    viewer.offer((1, 1), b"a", 0)
+    viewer.offer((1, 1), Payload(b"a"), 0)
     await asyncio.sleep(0.01)  # the writer takes "a" and waits at the gate
-    viewer.offer((1, 1), b"b", 0)
-    viewer.offer((1, 1), b"c", 0)  # replaces "b": newest wins
+    viewer.offer((1, 1), Payload(b"b"), 0)
+    viewer.offer((1, 1), Payload(b"c"), 0)  # replaces "b": newest wins
     sock.gate.set()
     await asyncio.sleep(0.05)
     viewer.task.cancel()
@@ -180,12 +182,12 @@ async def test_live_viewer_lagging_past_the_limit_is_closed_4001():
     sock = HeldSocket()
     viewer = WsViewer(sock, ServerStats(), lag_limit=0.05)  # type: ignore[arg-type]
     viewer.task = asyncio.create_task(viewer.writer())
-    viewer.offer((1, 1), b"a", 0)
+    viewer.offer((1, 1), Payload(b"a"), 0)
     await asyncio.sleep(0.01)
-    viewer.offer((1, 1), b"b", 0)
-    viewer.offer((1, 1), b"c", 0)
+    viewer.offer((1, 1), Payload(b"b"), 0)
+    viewer.offer((1, 1), Payload(b"c"), 0)
     await asyncio.sleep(0.1)
-    viewer.offer((1, 1), b"d", 0)
+    viewer.offer((1, 1), Payload(b"d"), 0)
     await asyncio.sleep(0.05)
     assert viewer.closing
     assert ("close", 4001) in sock.sent

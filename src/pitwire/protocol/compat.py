@@ -53,4 +53,8 @@ def compat_message(session_id: str, seq: int, batch: FrameBatch) -> dict[str, ob
             strict=True,
         )
     ]
-    return {"sessionID": session_id, "lap": int(lap[-1]) if lap is not None else 0, "data": data}
+    return {
+        "sessionID": session_id,
+        "lap": int(lap[-1]) if lap is not None and n else 0,
+        "data": data,
+    }

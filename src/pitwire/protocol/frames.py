@@ -106,13 +106,21 @@ def serialize(
         raise FrameError(f"group {group} out of u32 range")
     if not 0 <= seq < 1 << 64:
         raise FrameError(f"seq {seq} out of u64 range")
+    if not 0 <= epoch < 1 << 32:
+        raise FrameError(f"epoch {epoch} out of u32 range")
     if n > MAX_FRAMES or len(columns) > MAX_COLUMNS:
         raise FrameError(f"frame too large: {n} frames x {len(columns)} columns")
     t0 = int(t_ns[0]) if n else 0
     parts: list[bytes] = [HEADER.pack(OP_DATA, 0, len(columns), group, seq, t0, n, epoch)]
     desc = np.zeros(len(columns), _DESC)
+    seen: set[int] = set()
     for i, (cid, values) in enumerate(columns):
-        code = _DTYPE_CODES.get(values.dtype)
+        if not 0 <= cid < 1 << 16:
+            raise FrameError(f"channel id {cid} out of u16 range")
+        if cid in seen:
+            raise FrameError(f"channel {cid} appears twice")
+        seen.add(cid)
+        code = _DTYPE_CODES.get(values.dtype.newbyteorder("<"))
         if code is None:
             raise FrameError(f"channel {cid}: dtype {values.dtype} is not float32/float64")
         if len(values) != n:

@@ -22,6 +22,7 @@ from pitwire.server import ingest, live, rest
 from pitwire.server.hub import Hub
 from pitwire.server.persist import Persistence
 from pitwire.server.stats import ServerStats
+from pitwire.server.wsdirect import PitwireWebSocketProtocol
 from pitwire.store import open_store
 from pitwire.store.base import Store
 
@@ -47,6 +48,7 @@ def create_app(
     max_body: int = ingest.DEFAULT_MAX_BODY,
     chunk_frames: int = 1000,
     chunk_age: float = 1.0,
+    on_shutdown: Callable[[], None] | None = None,
 ) -> FastAPI:
     """Build the server app. ``store`` is a Store or a URL (``sqlite:///data/pitwire.db``)."""
     the_store = open_store(store) if isinstance(store, str) else store
@@ -68,6 +70,8 @@ def create_app(
         try:
             yield
         finally:
+            if on_shutdown is not None:
+                on_shutdown()
             worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
@@ -152,7 +156,7 @@ def uvicorn_config(
         port=port,
         loop="uvloop",
         http="httptools",
-        ws="websockets-sansio",
+        ws=PitwireWebSocketProtocol,
         ws_per_message_deflate=False,
         log_level=log_level,
         lifespan="on",

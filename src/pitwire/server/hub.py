@@ -28,11 +28,23 @@ from pitwire.protocol.peer import channel_desc
 Slot = tuple[int, int]
 
 
+class Payload:
+    """One encoded message shared by every viewer it is offered to; ``framed`` caches its
+    transport framing (computed once by the first writer that needs it)."""
+
+    __slots__ = ("binary", "data", "framed")
+
+    def __init__(self, data: bytes | str) -> None:
+        self.binary = isinstance(data, bytes)
+        self.data = data
+        self.framed: bytes | None = None
+
+
 class Viewer(Protocol):
     """What the hub needs of a connected viewer (implemented by the WebSocket adapter)."""
 
-    def offer(self, slot: Slot, data: bytes | str, recv_ns: int) -> None:
-        """Put ``data`` in ``slot``, replacing what is still pending there (never blocks)."""
+    def offer(self, slot: Slot, payload: Payload, recv_ns: int) -> None:
+        """Put ``payload`` in ``slot``, replacing what is still pending there (never blocks)."""
 
     def control(self, text: str) -> None:
         """Queue a control message; these are never dropped."""
@@ -164,7 +176,12 @@ class Hub:
             viewer.control(text)
         for sub in live.subs:
             if sub.streams is None or sid in sub.streams:
+                stale = [g for g in sub.groups if g.stream == name]
                 groups = self._join(live, sub, [stream])
+                for group in stale:  # a stream that gained channels: leave its old groups
+                    sub.groups.remove(group)
+                    if group is not sub.groups[-1]:
+                        self._leave(live, sub, group)
                 if groups:
                     sub.viewer.control(messages.encode(Subscribed(id=sub.sid, groups=groups)))
 
@@ -225,13 +242,17 @@ class Hub:
     def _drop(self, live: LiveSession, sub: _Sub) -> None:
         live.subs.remove(sub)
         for group in sub.groups:
-            sids = group.members.get(sub.viewer)
-            if sids is not None:
-                sids.discard(sub.sid)
-                if not sids:
-                    del group.members[sub.viewer]
-            if not group.members:
-                live.groups.pop((group.stream, tuple(group.ids), group.rate), None)
+            self._leave(live, sub, group)
+
+    @staticmethod
+    def _leave(live: LiveSession, sub: _Sub, group: _Group) -> None:
+        sids = group.members.get(sub.viewer)
+        if sids is not None:
+            sids.discard(sub.sid)
+            if not sids:
+                del group.members[sub.viewer]
+        if not group.members:
+            live.groups.pop((group.stream, tuple(group.ids), group.rate), None)
 
     # --- data -------------------------------------------------------------------------------
 
@@ -273,13 +294,15 @@ class Hub:
         self._send(group, seq, batch, group.pending_recv_ns)
 
     def _send(self, group: _Group, seq: int, batch: FrameBatch, recv_ns: int) -> None:
-        data = frames.serialize(
-            group=group.gid,
-            seq=seq,
-            t_ns=batch.t_ns,
-            columns=[
-                (cid, batch.columns[n]) for n, cid in zip(group.names, group.ids, strict=True)
-            ],
+        data = Payload(
+            frames.serialize(
+                group=group.gid,
+                seq=seq,
+                t_ns=batch.t_ns,
+                columns=[
+                    (cid, batch.columns[n]) for n, cid in zip(group.names, group.ids, strict=True)
+                ],
+            )
         )
         for viewer, sids in group.members.items():
             for sid in sids:
@@ -289,7 +312,7 @@ class Hub:
     def _publish_json(
         self, live: LiveSession, stream: str, seq: int, batch: FrameBatch, recv_ns: int
     ) -> None:
-        text = self._json.encode(compat_message(live.session_id, seq, batch)).decode()
+        text = Payload(self._json.encode(compat_message(live.session_id, seq, batch)).decode())
         slot = (-1, live.streams[stream].sid if stream in live.streams else 0)
         for viewer, only in live.json_viewers.items():
             if only is None or only == stream:

@@ -219,6 +219,9 @@ def router(ingestor: Ingestor, *, max_body: int = DEFAULT_MAX_BODY) -> APIRouter
                         case _:
                             pass
                 outbox.put(peer.outgoing())
+                # Let viewers' writers run between messages: a queue of agent messages would
+                # otherwise be processed back to back without yielding to the event loop.
+                await asyncio.sleep(0)
         except WebSocketDisconnect:
             return
         except StoreError as exc:

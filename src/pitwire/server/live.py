@@ -26,8 +26,9 @@ from pitwire.protocol.peer import (
     UnsubscribeRequested,
     ViewerPeer,
 )
-from pitwire.server.hub import Hub, Slot
+from pitwire.server.hub import Hub, Payload, Slot
 from pitwire.server.stats import ServerStats
+from pitwire.server.wsdirect import DirectWriter, frame
 from pitwire.store.base import Store, StoreError
 
 log = logging.getLogger("pitwire.live")
@@ -38,7 +39,8 @@ class WsViewer:
         self.ws = ws
         self.stats = stats
         self.lag_limit = lag_limit
-        self._pending: dict[Slot, tuple[bytes | str, int]] = {}
+        self._pending: dict[Slot, tuple[Payload, int]] = {}
+        self._direct = DirectWriter.of(ws.scope) if hasattr(ws, "scope") else None
         self._control: deque[str] = deque()
         self._wake = asyncio.Event()
         self.lagging = False
@@ -48,7 +50,7 @@ class WsViewer:
         self._close_after: tuple[int, str] | None = None
         self.task: asyncio.Task[None] | None = None
 
-    def offer(self, slot: Slot, data: bytes | str, recv_ns: int) -> None:
+    def offer(self, slot: Slot, data: Payload, recv_ns: int) -> None:
         if self.closing:
             return
         if slot in self._pending:
@@ -91,11 +93,21 @@ class WsViewer:
                 await ws.close(*self._close_after)
                 return
             pending, self._pending = self._pending, {}
-            for data, recv_ns in pending.values():
-                if type(data) is bytes:
-                    await ws.send_bytes(data)
+            direct = self._direct
+            for payload, recv_ns in pending.values():
+                if direct is not None:
+                    framed = payload.framed
+                    if framed is None:
+                        raw = payload.data
+                        framed = payload.framed = frame(
+                            raw if isinstance(raw, bytes) else raw.encode(), binary=payload.binary
+                        )
+                    if not await direct.write(framed):
+                        return
+                elif isinstance(payload.data, bytes):
+                    await ws.send_bytes(payload.data)
                 else:
-                    await ws.send_text(data)  # type: ignore[arg-type]
+                    await ws.send_text(payload.data)
                 latency.add(time.time_ns() - recv_ns)
                 stats.sends += 1
             if self.lagging and not self._pending:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import time
 from collections.abc import Callable
@@ -87,7 +88,11 @@ class Persistence:
             return
         if not buf.batches:
             buf.since = time.monotonic()
-        buf.batches.append((seq, batch))
+        # Split here so that no chunk exceeds max_frames, whatever size the batch came in.
+        step = max(1, self.max_frames)
+        for start in range(0, batch.n, step):
+            piece = batch if batch.n <= step else batch.slice(start, start + step)
+            buf.batches.append((seq + start, piece))
         buf.frames += batch.n
 
     async def run(self) -> None:
@@ -129,6 +134,8 @@ class Persistence:
         chunk = buf.batches[:take]
         seq0 = chunk[0][0]
         batch = FrameBatch.concat([b for _, b in chunk])
+        # Feed a copy of the lap tracker: a retried chunk must not be counted twice.
+        laps = copy.copy(buf.laps)
         try:
             await self.store.write_chunk(
                 session_id=SessionId(buf.session),
@@ -136,7 +143,7 @@ class Persistence:
                 first_seq=seq0,
                 batch=batch,
             )
-            for lap_info in buf.laps.feed(batch):
+            for lap_info in laps.feed(batch):
                 await self.store.put_lap(SessionId(buf.session), lap_info)
         except (StoreUnavailable, OSError) as exc:
             self.failed_writes += 1
@@ -164,6 +171,7 @@ class Persistence:
                 seq0 + n - 1,
                 exc,
             )
+            buf.laps = laps
             del buf.batches[:take]
             buf.frames -= n
             return True
@@ -171,6 +179,7 @@ class Persistence:
             log.info("store writes recovered")
         self.healthy = True
         self._backoff = 0.0
+        buf.laps = laps
         del buf.batches[:take]
         buf.frames -= n
         buf.since = time.monotonic()

@@ -170,13 +170,16 @@ class SimSource:
         return self._info
 
     async def __aiter__(self) -> AsyncIterator[tuple[StreamId, FrameBatch]]:
-        start_ns = time.time_ns() if self.start_ns is None else self.start_ns
-        field = SimField(self.cars, self.seed, self.rate_hz, self.track, start_ns)
+        field = SimField(self.cars, self.seed, self.rate_hz, self.track, self.start_ns or 0)
         ticks = (
             math.inf if self.duration is None else math.ceil(self.duration * self.rate_hz - 1e-9)
         )
         loop = asyncio.get_running_loop()
+        # Read both clocks after building the field (which takes a moment), so that frame
+        # times match when the frames are produced.
         t0 = loop.time()
+        if self.start_ns is None:
+            field.start_ns = time.time_ns()
         while field.tick < ticks:
             delay = t0 + field.tick / self.rate_hz - loop.time() if self.realtime else 0.0
             await asyncio.sleep(max(delay, 0.0))  # 0: still let other tasks run

@@ -1,0 +1,88 @@
+"""Ingest: frames per second into one server process with the SQLite store.
+
+Binary: one agent connection sends 60-frame batches of the simulator's 29 channels as fast
+as the server takes them; the clock stops at the ack of the last frame (durably stored).
+JSON: POST /ingest with 100-frame batches of the original shape, until the last 200.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+
+import httpx
+from common import emit, server_process
+from websockets.asyncio.client import connect
+
+from pitwire.protocol.peer import AgentPeer
+from pitwire.sources.sim import SIM_CHANNELS, SimField
+
+RUNS, CARS, FRAMES_PER_BATCH, TICKS = 3, 20, 60, 12000  # 20 cars x 200 s at 60 Hz = 240k frames
+
+
+def sim_batches() -> list[tuple[str, object]]:
+    from pitwire.model.frames import FrameBatch
+
+    field = SimField(CARS, 0, 60.0)
+    per_car: dict[str, list[FrameBatch]] = {}
+    for _ in range(TICKS):
+        for stream, batch in field.step():
+            per_car.setdefault(stream, []).append(batch)
+    out = []
+    for k in range(0, TICKS, FRAMES_PER_BATCH):
+        for stream, batches in per_car.items():
+            out.append((stream, FrameBatch.concat(batches[k : k + FRAMES_PER_BATCH])))
+    return out
+
+
+async def binary_run(batches: list[tuple[str, object]]) -> float:
+    streams = sorted({s for s, _ in batches})
+    peer = AgentPeer(session="ingest", streams=[(s, SIM_CHANNELS, "", "") for s in streams])
+    total = sum(b.n for _, b in batches)  # type: ignore[attr-defined]
+    with server_process() as url:
+        async with connect(
+            f"ws{url[4:]}/ws/ingest", subprotocols=["pitwire.v1"], compression=None  # type: ignore[list-item]
+        ) as ws:
+            peer.connection_made()
+            for item in peer.outgoing():
+                await ws.send(item)
+            while len(peer.acked) < len(streams):
+                peer.receive_text(await ws.recv())
+            start = time.perf_counter()
+            for stream, batch in batches:
+                peer.send_batch(stream, batch)  # type: ignore[arg-type]
+            for item in peer.outgoing():
+                await ws.send(item)
+            while peer.unacked_frames:
+                peer.receive_text(await ws.recv())
+            return total / (time.perf_counter() - start)
+
+
+async def json_run() -> float:
+    frame = {"packetId": 0, "gas": 0.5, "brake": 0.0, "fuel": 40.0, "gear": 3, "rpms": 7000,
+             "steerAngle": 0.1, "speedKmh": 150.0}
+    bodies = [json.dumps([{**frame, "packetId": i * 100 + j} for j in range(100)]) for i in range(200)]
+    with server_process() as url:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as http:
+            start = time.perf_counter()
+            for body in bodies:
+                r = await http.post("/ingest", params={"session_id": "json", "lap": 1}, content=body)
+                r.raise_for_status()
+            return 100 * len(bodies) / (time.perf_counter() - start)
+
+
+def main() -> None:
+    batches = sim_batches()
+    binary = statistics.median(asyncio.run(binary_run(batches)) for _ in range(RUNS))
+    emit("ingest_binary_frames_per_s", binary, "frames/s", target=">= 50000", store="sqlite",
+         channels=len(SIM_CHANNELS), frames_per_message=FRAMES_PER_BATCH, runs=RUNS,
+         until="last frame acked as stored")
+    js = statistics.median(asyncio.run(json_run()) for _ in range(RUNS))
+    emit("ingest_json_frames_per_s", js, "frames/s", store="sqlite", frames_per_request=100,
+         runs=RUNS, sequential_requests=True)
+
+
+if __name__ == "__main__":
+    main()

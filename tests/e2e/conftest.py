@@ -1,0 +1,223 @@
+"""Fixtures of the browser end-to-end tests: a real ``pitwire demo`` (server + simulated cars)
+in a subprocess, and Playwright (pytest-playwright) driving Debian's ``/usr/bin/chromium``.
+
+Run them as their own pytest invocation (``make test-e2e``)::
+
+    .venv/bin/pytest -m e2e -p no:asyncio tests/e2e
+
+Without Chromium the tests are skipped, except when ``CI=true``: there they fail, because CI
+must never skip them silently. ``PITWIRE_CHROMIUM`` overrides the browser path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import ConsoleMessage, Error, Page
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts"  # git-ignored
+DIST_INDEX = REPO / "src" / "pitwire" / "web" / "dist" / "index.html"
+CHROMIUM = os.environ.get("PITWIRE_CHROMIUM") or "/usr/bin/chromium"
+IN_CI = os.environ.get("CI") == "true"
+
+START_TIMEOUT_S = 30.0  # until the demo prints PITWIRE_URL=
+STOP_TIMEOUT_S = 10.0  # after SIGINT, before SIGKILL
+URL_LINE = re.compile(r"^PITWIRE_URL=(\S+)$")
+
+
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    """Under ``-p no:asyncio`` (sync Playwright wants no asyncio plugin), declare the
+    pytest-asyncio ini keys of pyproject.toml, or pytest warns "Unknown config option" and
+    ``filterwarnings = error`` makes that an internal error."""
+    if pluginmanager.get_plugin("asyncio") is None:
+        parser.addini("asyncio_mode", "pytest-asyncio's; unused here (plugin disabled)")
+        parser.addini("asyncio_default_fixture_loop_scope", "pytest-asyncio's; unused here")
+
+
+def _unavailable(reason: str) -> None:
+    """Skip (locally) or fail (in CI) every e2e test for want of ``reason``."""
+    if IN_CI:
+        pytest.fail(f"e2e prerequisite missing in CI (CI=true never skips): {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def chromium_executable() -> str:
+    """Debian's Chromium (``apt-get install chromium``); Playwright's own browsers are never used."""
+    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
+        _unavailable(
+            f"no Chromium at {CHROMIUM} (install it with `apt-get install chromium` "
+            "or `make chromium`; `playwright install` is not used)"
+        )
+    if not DIST_INDEX.is_file():
+        _unavailable(f"dashboard not built: {DIST_INDEX} missing (run `make web`)")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args: dict[str, Any], chromium_executable: str) -> dict[str, Any]:
+    """pytest-playwright's launch options (--headed, --slowmo, ...) plus our executable."""
+    if "channel" in browser_type_launch_args:  # --browser-channel: the user chose a browser
+        return browser_type_launch_args
+    return {**browser_type_launch_args, "executable_path": chromium_executable}
+
+
+@pytest.fixture(scope="session")
+def base_url(pytestconfig: pytest.Config) -> str | None:
+    """Same value as pytest-playwright 0.10.0's fallback ``base_url``, which is a session
+    fixture defined as an instance method: pytest 9.2 deprecates that
+    (PytestRemovedIn10Warning), and ``filterwarnings = error`` turns it into an error."""
+    return pytestconfig.getoption("--base-url", None) or pytestconfig.getini("base_url") or None
+
+
+# --- the demo process ---------------------------------------------------------------------
+
+
+@dataclass
+class Demo:
+    """A running ``pitwire demo``: its base URL (ending in ``/``) and process."""
+
+    url: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self) -> None:
+        """SIGINT (the demo's Ctrl+C path, which also stops its agent), wait, else kill."""
+        _stop(self.proc)
+
+
+def _descendants(pid: int) -> list[Any]:
+    """The processes ``pid`` started (its agent lives in a session of its own)."""
+    try:
+        import psutil
+    except ImportError:  # pragma: no cover - psutil is a dev dependency
+        return []
+    with contextlib.suppress(psutil.Error):
+        return list(psutil.Process(pid).children(recursive=True))
+    return []
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        children = _descendants(proc.pid)
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.communicate(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            for child in children:  # orphaned by the kill: end them by pid
+                with contextlib.suppress(Exception):
+                    child.kill()
+    with contextlib.suppress(ValueError, OSError):
+        proc.communicate(timeout=STOP_TIMEOUT_S)  # reap, close the pipe
+
+
+@contextlib.contextmanager
+def run_demo(workdir: Path, cars: int) -> Iterator[Demo]:
+    """Start ``pitwire demo --port 0`` with a store in ``workdir``; stop it on exit."""
+    log = workdir / "demo-stderr.log"
+    cmd = [
+        sys.executable, "-m", "pitwire", "demo",
+        "--port", "0",
+        "--cars", str(cars),
+        "--db", f"sqlite:///{workdir / 'pw.db'}",
+    ]
+    with log.open("wb") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL)
+    try:
+        url = _read_url(proc, log)
+        yield Demo(url, proc, log)
+    finally:
+        _stop(proc)
+
+
+def _read_url(proc: subprocess.Popen[bytes], log: Path) -> str:
+    """Read the demo's stdout until its ``PITWIRE_URL=`` line (within START_TIMEOUT_S)."""
+    assert proc.stdout is not None
+    deadline = time.monotonic() + START_TIMEOUT_S
+    buf = b""
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        while (left := deadline - time.monotonic()) > 0:
+            if not sel.select(timeout=left):
+                continue
+            chunk = os.read(proc.stdout.fileno(), 4096)
+            if not chunk:
+                break  # EOF: the demo exited
+            buf += chunk
+            for line in buf.decode(errors="replace").splitlines():
+                if m := URL_LINE.match(line.strip()):
+                    return m.group(1)
+    code = proc.poll()
+    if code is None:
+        proc.kill()
+        proc.wait()
+    why = "timed out" if code is None else f"exited with {code}"
+    raise RuntimeError(
+        f"pitwire demo {why} before printing PITWIRE_URL= within {START_TIMEOUT_S:.0f} s\n"
+        f"stdout: {buf.decode(errors='replace')!r}\nstderr:\n{log.read_text(errors='replace')[-3000:]}"
+    )
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    """One demo with 6 simulated cars, shared by the tests that only watch it."""
+    with run_demo(tmp_path_factory.mktemp("pitwire-demo"), cars=6) as d:
+        yield d
+
+
+@pytest.fixture
+def demo_factory(tmp_path: Path) -> Iterator[Any]:
+    """Start a private demo (for tests that stop it); every one started is stopped at the end."""
+    with contextlib.ExitStack() as stack:
+
+        def start(cars: int = 2) -> Demo:
+            return stack.enter_context(run_demo(tmp_path, cars))
+
+        yield start
+
+
+# --- the page -----------------------------------------------------------------------------
+
+
+@dataclass
+class PageErrors:
+    """Uncaught exceptions and ``console.error`` lines of a page."""
+
+    errors: list[str] = field(default_factory=list)
+
+    def console(self, msg: ConsoleMessage) -> None:
+        if msg.type == "error":
+            self.errors.append(f"console.error: {msg.text}")
+
+    def pageerror(self, exc: Error) -> None:
+        self.errors.append(f"uncaught: {exc.message}")
+
+
+@pytest.fixture
+def page_errors(page: Page) -> PageErrors:
+    """Collects the page's errors; tests that expect none assert ``page_errors.errors == []``."""
+    errs = PageErrors()
+    page.on("console", errs.console)
+    page.on("pageerror", errs.pageerror)
+    return errs
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    """``test-artifacts/`` at the repo root (git-ignored), for screenshots."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
