@@ -31,7 +31,9 @@ class RunningServer:
 
 
 @contextlib.asynccontextmanager
-async def running_server(store: Store | None = None, **options: object) -> AsyncIterator[RunningServer]:
+async def running_server(
+    store: Store | None = None, **options: object
+) -> AsyncIterator[RunningServer]:
     """Start the app on 127.0.0.1:0; stop it (flushing persistence) on exit."""
     the_store = store if store is not None else MemoryStore()
     app = create_app(the_store, **options)  # type: ignore[arg-type]
@@ -53,8 +55,10 @@ def car_channels():  # type: ignore[no-untyped-def]
     from pitwire.model.channels import STANDARD, Channel, ChannelSet
 
     return ChannelSet(
-        [*STANDARD.select(["speed", "rpm", "gear", "lap"]).values(),
-         Channel(name="packet_id", dtype="f8", lo=0)]
+        [
+            *STANDARD.select(["speed", "rpm", "gear", "lap"]).values(),
+            Channel(name="packet_id", dtype="f8", lo=0),
+        ]
     )
 
 
@@ -90,8 +94,11 @@ class ScriptedSource:
             source="scripted",
             track="test-track",
             streams=[
-                StreamInfo(stream_id=f"car-{k + 1}", driver=f"Driver {k + 1}",
-                           channels=list(car_channels().values()))
+                StreamInfo(
+                    stream_id=f"car-{k + 1}",
+                    driver=f"Driver {k + 1}",
+                    channels=list(car_channels().values()),
+                )
                 for k in range(cars)
             ],
         )

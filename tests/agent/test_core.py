@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from support import car_batch
 
 from pitwire.agent.core import AgentCore
 from pitwire.model.frames import FrameBatch
+from support import car_batch
 
 MS = 1_000_000  # [ns]
 

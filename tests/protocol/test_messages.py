@@ -94,7 +94,16 @@ def test_defaults_are_omitted_and_restored():
         '{"op":"hello","protocol":"1","role":"viewer"}',
         "",
     ],
-    ids=["array", "string", "no_op", "null_op", "bad_level", "streams_not_list", "str_int", "empty"],
+    ids=[
+        "array",
+        "string",
+        "no_op",
+        "null_op",
+        "bad_level",
+        "streams_not_list",
+        "str_int",
+        "empty",
+    ],
 )
 def test_more_malformed_messages_raise_protocol_error(text):
     """Non-objects, missing or null ops, bad enum values and wrong types raise ProtocolError."""

@@ -8,7 +8,6 @@ import math
 
 import numpy as np
 import pytest
-from support import car_batch, car_channels
 
 from pitwire.model.channels import Channel, ChannelSet
 from pitwire.protocol import PROTOCOL_VERSION, frames, messages
@@ -30,6 +29,7 @@ from pitwire.protocol.peer import (
     channel_desc,
     channel_from_desc,
 )
+from support import car_batch, car_channels
 
 
 def texts(out: list[str | bytes]) -> list[messages.Message]:
@@ -190,9 +190,7 @@ def test_ingest_data_before_advertise_closes_4002():
     peer = IngestPeer()
     peer.receive_text(hello())
     peer.outgoing()
-    peer.receive_bytes(
-        frames.serialize(group=5, seq=0, t_ns=np.array([1], np.int64), columns=[])
-    )
+    peer.receive_bytes(frames.serialize(group=5, seq=0, t_ns=np.array([1], np.int64), columns=[]))
     assert last_status(peer).code == "unknown_stream"
     assert close_of(peer).code == CLOSE_PROTOCOL_ERROR
 
@@ -424,9 +422,7 @@ def test_agent_resume_renumbers_held_frames_to_follow_the_stored_seq():
     assert datas(agent.outgoing())[0].seq == 115
     assert agent.acked == {"car-1": 99}
     # The renumbered frames keep their values.
-    np.testing.assert_array_equal(
-        sent[0].columns[0], car_batch(0, 10).columns["speed"]
-    )
+    np.testing.assert_array_equal(sent[0].columns[0], car_batch(0, 10).columns["speed"])
 
 
 def test_agent_ack_after_resume_drops_acked_frames():
