@@ -147,7 +147,7 @@ class HttpUplink:
                             "/ingest",
                             params={
                                 "session_id": self.session,
-                                "lap": msg["lap"],
+                                "lap": str(msg["lap"]),
                                 "stream": stream,
                             },
                             content=self._encoder.encode(msg["data"]),

@@ -23,7 +23,7 @@ def compat_message(session_id: str, seq: int, batch: FrameBatch) -> dict[str, ob
         if c.dtype == np.float32:
             # The shortest decimal that is this float32 (0.1, not 0.10000000149011612).
             return [float(s) for s in c.astype(str)]
-        return c.tolist()
+        return list(map(float, c.tolist()))
 
     pids = cols.get("packet_id")
     packet_ids = pids.astype("int64").tolist() if pids is not None else list(range(seq, seq + n))

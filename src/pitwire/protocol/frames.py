@@ -22,6 +22,7 @@ view.
 from __future__ import annotations
 
 import struct
+from typing import Any
 from collections.abc import Sequence
 
 import numpy as np
@@ -34,7 +35,7 @@ HEADER_SIZE = HEADER.size  # 32
 SEQ_FIELD = struct.Struct("<Q")  # at offset 8
 _DESC = np.dtype([("channel", "<u2"), ("dtype", "u1"), ("pad", "u1")])
 _DTYPE_CODES = {np.dtype("<f4"): 1, np.dtype("<f8"): 2}
-_CODE_DTYPES = {1: np.dtype("<f4"), 2: np.dtype("<f8")}
+_CODE_DTYPES: dict[int, np.dtype[Any]] = {1: np.dtype("<f4"), 2: np.dtype("<f8")}
 MAX_FRAMES = 1 << 20
 MAX_COLUMNS = 4096
 
@@ -158,7 +159,7 @@ def parse(data: bytes | bytearray | memoryview) -> DataFrame:
     desc = np.frombuffer(buf, _DESC, ncols, pos)
     pos += desc_len
     expected = pos + 8 * n
-    dtypes = []
+    dtypes: list[tuple[int, np.dtype[Any]]] = []
     for cid, code in zip(desc["channel"].tolist(), desc["dtype"].tolist(), strict=True):
         dt = _CODE_DTYPES.get(code)
         if dt is None:

@@ -124,7 +124,7 @@ class Ack(_Msg, tag="ack", kw_only=True):
 
 Message = Hello | ServerInfo | Advertise | Subscribe | Subscribed | Unsubscribe | Status | Ack
 
-_decoder = msgspec.json.Decoder(Message)
+_decoder: msgspec.json.Decoder[Message] = msgspec.json.Decoder(Message)
 _encoder = msgspec.json.Encoder()
 
 

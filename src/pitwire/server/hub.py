@@ -9,6 +9,7 @@ another or the ingest path.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import time
 from collections.abc import Callable, Iterable
@@ -278,7 +279,7 @@ class Hub:
             if wait <= 0:
                 self._flush(group)
             elif group.timer is None:
-                group.timer = self._call_later(wait, lambda g=group: self._flush(g))
+                group.timer = self._call_later(wait, functools.partial(self._flush, group))
         if live.json_viewers:
             self._publish_json(live, stream, seq, batch, recv_ns)
 

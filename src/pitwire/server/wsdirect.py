@@ -28,7 +28,7 @@ class PitwireWebSocketProtocol(WebSocketsSansIOProtocol):
         super().handle_connect(event)
         scope = getattr(self, "scope", None)
         if scope is not None:
-            scope[SCOPE_KEY] = self  # type: ignore[literal-required]
+            scope[SCOPE_KEY] = self
 
 
 def frame(payload: bytes, *, binary: bool) -> bytes:
