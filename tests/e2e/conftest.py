@@ -12,6 +12,7 @@ must never skip them silently. ``PITWIRE_CHROMIUM`` overrides the browser path.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import re
 import selectors
@@ -19,7 +20,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,13 +51,14 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
 def _unavailable(reason: str) -> None:
     """Skip (locally) or fail (in CI) every e2e test for want of ``reason``."""
     if IN_CI:
-        pytest.fail(f"e2e prerequisite missing in CI (CI=true never skips): {reason}", pytrace=False)
+        reason = f"e2e prerequisite missing in CI (CI=true never skips): {reason}"
+        pytest.fail(reason, pytrace=False)
     pytest.skip(reason)
 
 
 @pytest.fixture(scope="session", autouse=True)
 def chromium_executable() -> str:
-    """Debian's Chromium (``apt-get install chromium``); Playwright's own browsers are never used."""
+    """Debian's Chromium (``apt-get install chromium``), never Playwright's own browsers."""
     if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)):
         _unavailable(
             f"no Chromium at {CHROMIUM} (install it with `apt-get install chromium` "
@@ -68,7 +70,9 @@ def chromium_executable() -> str:
 
 
 @pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: dict[str, Any], chromium_executable: str) -> dict[str, Any]:
+def browser_type_launch_args(
+    browser_type_launch_args: dict[str, Any], chromium_executable: str
+) -> dict[str, Any]:
     """pytest-playwright's launch options (--headed, --slowmo, ...) plus our executable."""
     if "channel" in browser_type_launch_args:  # --browser-channel: the user chose a browser
         return browser_type_launch_args
@@ -129,12 +133,8 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 def run_demo(workdir: Path, cars: int) -> Iterator[Demo]:
     """Start ``pitwire demo --port 0`` with a store in ``workdir``; stop it on exit."""
     log = workdir / "demo-stderr.log"
-    cmd = [
-        sys.executable, "-m", "pitwire", "demo",
-        "--port", "0",
-        "--cars", str(cars),
-        "--db", f"sqlite:///{workdir / 'pw.db'}",
-    ]
+    db = f"sqlite:///{workdir / 'pw.db'}"
+    cmd = [sys.executable, "-m", "pitwire", "demo", "--port", "0", "--cars", str(cars), "--db", db]
     with log.open("wb") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL)
     try:
@@ -168,7 +168,8 @@ def _read_url(proc: subprocess.Popen[bytes], log: Path) -> str:
     why = "timed out" if code is None else f"exited with {code}"
     raise RuntimeError(
         f"pitwire demo {why} before printing PITWIRE_URL= within {START_TIMEOUT_S:.0f} s\n"
-        f"stdout: {buf.decode(errors='replace')!r}\nstderr:\n{log.read_text(errors='replace')[-3000:]}"
+        f"stdout: {buf.decode(errors='replace')!r}\n"
+        f"stderr:\n{log.read_text(errors='replace')[-3000:]}"
     )
 
 
@@ -179,13 +180,19 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         yield d
 
 
-@pytest.fixture
-def demo_factory(tmp_path: Path) -> Iterator[Any]:
-    """Start a private demo (for tests that stop it); every one started is stopped at the end."""
-    with contextlib.ExitStack() as stack:
+DemoFactory = Callable[[int], Demo]
 
-        def start(cars: int = 2) -> Demo:
-            return stack.enter_context(run_demo(tmp_path, cars))
+
+@pytest.fixture
+def demo_factory(tmp_path: Path) -> Iterator[DemoFactory]:
+    """Starts private demos (for tests that stop them); all are stopped at the end."""
+    with contextlib.ExitStack() as stack:
+        started = itertools.count()
+
+        def start(cars: int) -> Demo:
+            workdir = tmp_path / f"demo-{next(started)}"
+            workdir.mkdir()
+            return stack.enter_context(run_demo(workdir, cars))
 
         yield start
 

@@ -22,7 +22,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 if TYPE_CHECKING:  # fixture types (conftest.py is not imported by tests)
-    from e2e.conftest import Demo, PageErrors
+    from e2e.conftest import Demo, DemoFactory, PageErrors
 
 pytestmark = pytest.mark.e2e
 
@@ -31,6 +31,7 @@ READOUTS = ("speed-value", "rpm-value", "gear-value", "throttle-value", "brake-v
 SPEED_RGB = (0x38, 0xBD, 0xF8)  # COLORS.speed in frontend/src/ui/draw.ts
 RPM_RGB = (0xF5, 0x9E, 0x0B)  # COLORS.rpm
 TEXT_RGB = (0xE6, 0xED, 0xF3)  # COLORS.text
+CANVASES = {"speed gauge", "rpm gauge", "gear", "throttle and brake", "chart"}  # by aria-label
 
 # Per canvas: size, painted (non-transparent) pixels, pixels near each of `colors`, a hash.
 CANVAS_STATS_JS = """
@@ -43,17 +44,22 @@ CANVAS_STATS_JS = """
     painted++;
     hash = (Math.imul(hash, 31) + data[i] + 7 * data[i + 1] + 13 * data[i + 2] + (i >> 2)) | 0;
     colors.forEach(([r, g, b], k) => {
-      if (Math.abs(data[i] - r) + Math.abs(data[i + 1] - g) + Math.abs(data[i + 2] - b) < 40) hits[k]++;
+      const d = Math.abs(data[i] - r) + Math.abs(data[i + 1] - g) + Math.abs(data[i + 2] - b);
+      if (d < 40) hits[k]++;
     });
   }
-  return { name: c.getAttribute("aria-label") ?? "chart", pixels: c.width * c.height, painted, hits, hash };
+  const name = c.getAttribute("aria-label") ?? "chart";
+  return { name, pixels: c.width * c.height, painted, hits, hash };
 })
 """
 
 
 def counters(page: Page) -> dict[str, Any]:
     """A copy of ``window.__pitwire`` plus the page clock ``now`` [ms]."""
-    return page.evaluate("() => ({ ...window.__pitwire, now: performance.now() })")
+    values: dict[str, Any] = page.evaluate(
+        "() => ({ ...window.__pitwire, now: performance.now() })"
+    )
+    return values
 
 
 def canvas_stats(page: Page) -> dict[str, dict[str, Any]]:
@@ -68,8 +74,10 @@ def open_live(page: Page, url: str) -> None:
     expect(page.get_by_test_id("speed-value")).to_have_text(NUMBER, timeout=10_000)
 
 
-def test_dashboard_goes_live_and_updates(page: Page, demo: Demo, page_errors: PageErrors, artifacts: Path) -> None:
-    """The dashboard connects, shows "live", and its readouts, counters and canvases keep updating."""
+def test_dashboard_goes_live_and_updates(
+    page: Page, demo: Demo, page_errors: PageErrors, artifacts: Path
+) -> None:
+    """The dashboard connects, shows "live", and its readouts, counters and canvases update."""
     open_live(page, demo.url)
     expect(page.get_by_test_id("session-id")).to_have_text(re.compile(r"^demo-"))
     expect(page.get_by_test_id("waiting")).to_have_count(0)
@@ -91,32 +99,32 @@ def test_dashboard_goes_live_and_updates(page: Page, demo: Demo, page_errors: Pa
     canvases_after = canvas_stats(page)
     page.screenshot(path=artifacts / "dashboard-live.png")
 
-    seconds = (after["now"] - before["now"]) / 1000
+    seconds = float(after["now"] - before["now"]) / 1000
     frames = after["framesReceived"] - before["framesReceived"]
     draws = after["drawCount"] - before["drawCount"]
-    assert frames > 50 * seconds, f"{frames} frames in {seconds:.1f} s (6 cars at 60 Hz send ~360/s)"
+    assert frames > 50 * seconds, f"{frames} frames in {seconds:.1f} s (6 cars x 60 Hz = 360/s)"
     assert after["messagesReceived"] > before["messagesReceived"]
     assert draws > 10 * seconds, f"{draws} rAF ticks in {seconds:.1f} s"
     assert after["selectedStream"] == "car-1"
     assert isinstance(after["lastSpeed"], float | int)
 
-    assert set(canvases_after) == {"speed gauge", "rpm gauge", "gear", "throttle and brake", "chart"}
+    assert set(canvases_after) == CANVASES
     for name, c in canvases_after.items():
         assert c["painted"] > 0.005 * c["pixels"], f"{name} canvas is blank: {c}"
-    speed_hits, rpm_hits, text_hits = (canvases_after["speed gauge"]["hits"][k] for k in range(3))
-    assert speed_hits > 200, "speed gauge has no speed arc"
-    assert text_hits > 50, "speed gauge has no number"
+    speed_gauge = canvases_after["speed gauge"]["hits"]  # pixels of [speed, rpm, text] colour
+    assert speed_gauge[0] > 200, "speed gauge has no speed arc"
+    assert speed_gauge[2] > 50, "speed gauge has no number"
     assert canvases_after["gear"]["hits"][2] > 50, "gear canvas shows no gear"
     chart = canvases_after["chart"]
     assert chart["hits"][0] > 20 and chart["hits"][1] > 20, f"chart has no speed/rpm lines: {chart}"
     # Redrawn from new data, not painted once.
     for name in ("speed gauge", "chart"):
-        assert canvases_after[name]["hash"] != canvases_before[name]["hash"], f"{name} did not change"
+        assert canvases_after[name]["hash"] != canvases_before[name]["hash"], f"{name} unchanged"
     assert page_errors.errors == []
 
 
 def test_live_performance(page: Page, demo: Demo, page_errors: PageErrors, artifacts: Path) -> None:
-    """Over 5 s of live data the main thread has no task over 200 ms and the rAF loop draws > 20 times a second."""
+    """Over 5 s of live data no main-thread task exceeds 200 ms and rAF draws over 20 times/s."""
     open_live(page, demo.url)
     page.wait_for_timeout(500)  # past the first layout and chart creation
     # Durations of this window's long tasks (the page's own observer only counts them), and
@@ -139,12 +147,16 @@ def test_live_performance(page: Page, demo: Demo, page_errors: PageErrors, artif
     long_tasks: list[float] = page.evaluate("window.__e2eLongTasks")
     indicator: list[str] = page.evaluate("window.__e2eIndicator")
 
-    seconds = (after["now"] - before["now"]) / 1000
+    seconds = float(after["now"] - before["now"]) / 1000
+
+    def rate(key: str) -> float:
+        return round(float(after[key] - before[key]) / seconds, 1)
+
     result = {
         "seconds": round(seconds, 2),
-        "fps": round((after["drawCount"] - before["drawCount"]) / seconds, 1),
-        "frames_per_s": round((after["framesReceived"] - before["framesReceived"]) / seconds, 1),
-        "messages_per_s": round((after["messagesReceived"] - before["messagesReceived"]) / seconds, 1),
+        "fps": rate("drawCount"),
+        "frames_per_s": rate("framesReceived"),
+        "messages_per_s": rate("messagesReceived"),
         "long_tasks_ms": [round(d) for d in long_tasks],
         "page_long_tasks": after["longTasks"] - before["longTasks"],
         "indicator": indicator,
@@ -167,8 +179,8 @@ FOLLOW_JS = """
   const history = { [a]: [], [b]: [] };
   const statuses = {};
   const sockets = [a, b].map((car) => {
-    const url = `${location.origin.replace(/^http/, "ws")}/ws/${encodeURIComponent(session)}?stream=${encodeURIComponent(car)}`;
-    const ws = new WebSocket(url);
+    const base = location.origin.replace(/^http/, "ws");
+    const ws = new WebSocket(`${base}/ws/${encodeURIComponent(session)}?stream=${car}`);
     ws.onmessage = (ev) => {
       const now = performance.now();
       const msg = JSON.parse(ev.data);
@@ -198,7 +210,8 @@ FOLLOW_JS = """
     const shown = window.__pitwire.selectedStream;
     const r = Number(el.textContent);
     const ea = err(a, r, now), eb = err(b, r, now);
-    if ((shown === a || shown === b) && Number.isFinite(r) && Number.isFinite(ea) && Number.isFinite(eb)) {
+    const known = Number.isFinite(r) && Number.isFinite(ea) && Number.isFinite(eb);
+    if ((shown === a || shown === b) && known) {
       const [mine, other] = shown === a ? [ea, eb] : [eb, ea];
       const t = (tally[shown] ??= { samples: 0, mine: 0, notOther: 0 });
       t.samples++;
@@ -208,18 +221,24 @@ FOLLOW_JS = """
     requestAnimationFrame(tick);
   };
   requestAnimationFrame(tick);
-  window.__e2eFollow = { tally, statuses, stop: () => { running = false; sockets.forEach((s) => s.close()); } };
+  const stop = () => {
+    running = false;
+    for (const s of sockets) s.close();
+  };
+  window.__e2eFollow = { tally, statuses, stop };
 }
 """
 WINDOW_MS = 400
 
 
 def follow_tally(page: Page) -> dict[str, dict[str, int]]:
-    return page.evaluate("JSON.parse(JSON.stringify(window.__e2eFollow.tally))")
+    """Per car shown: {samples, mine, notOther} counted by FOLLOW_JS so far."""
+    tally: dict[str, dict[str, int]] = page.evaluate("({ ...window.__e2eFollow.tally })")
+    return tally
 
 
 def test_car_selector_switches_car(page: Page, demo: Demo, page_errors: PageErrors) -> None:
-    """The selector lists the 6 simulated cars, and choosing another one makes the readouts show that car's telemetry."""
+    """The selector lists the 6 cars, and choosing another makes the readouts show that car."""
     open_live(page, demo.url)
     select = page.get_by_test_id("car-select")
     options = select.locator("option")
@@ -258,7 +277,7 @@ def test_car_selector_switches_car(page: Page, demo: Demo, page_errors: PageErro
     print(f"readout samples per car shown: {tally}; JSON feed status messages: {statuses}")
 
     before, after = tally[first], tally.get(other, {"samples": 0, "mine": 0, "notOther": 0})
-    assert before["mine"] >= 0.9 * before["samples"], f"readouts did not show {first} before: {tally}"
+    assert before["mine"] >= 0.9 * before["samples"], f"readouts did not show {first}: {tally}"
     assert after["samples"] > 0 and after["mine"] >= 0.9 * after["samples"], (
         f"readouts did not follow {other}: {tally}"
     )
@@ -266,9 +285,11 @@ def test_car_selector_switches_car(page: Page, demo: Demo, page_errors: PageErro
     assert page_errors.errors == []
 
 
-def test_server_gone_shows_disconnected(page: Page, demo_factory: Any, page_errors: PageErrors, artifacts: Path) -> None:
-    """When the server goes away the connection indicator leaves "live" for "disconnected" and retries."""
-    own = demo_factory(cars=2)  # a private demo: this test stops it
+def test_server_gone_shows_disconnected(
+    page: Page, demo_factory: DemoFactory, page_errors: PageErrors, artifacts: Path
+) -> None:
+    """When the server goes away, the indicator turns from "live" to "disconnected" (retrying)."""
+    own = demo_factory(2)  # a private demo (2 cars): this test stops it
     open_live(page, own.url)
     own.stop()
 
@@ -277,7 +298,8 @@ def test_server_gone_shows_disconnected(page: Page, demo_factory: Any, page_erro
     page.wait_for_function(
         """() => {
           const el = document.querySelector('[data-testid="connection"]');
-          return el.textContent === "disconnected" && el.classList.contains("connection-disconnected")
+          return el.textContent === "disconnected"
+            && el.classList.contains("connection-disconnected")
             && /retrying in/.test(el.title);
         }""",
         timeout=10_000,
