@@ -155,8 +155,10 @@ def _read_url(proc: subprocess.Popen[bytes], log: Path) -> str:
             if not sel.select(timeout=left):
                 continue
             chunk = os.read(proc.stdout.fileno(), 4096)
-            if not chunk:
-                break  # EOF: the demo exited
+            if not chunk:  # EOF: the demo is exiting
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=5)
+                break
             buf += chunk
             for line in buf.decode(errors="replace").splitlines():
                 if m := URL_LINE.match(line.strip()):

@@ -191,3 +191,23 @@ async def test_live_viewer_lagging_past_the_limit_is_closed_4001():
     await asyncio.sleep(0.05)
     assert viewer.closing
     assert ("close", 4001) in sock.sent
+
+
+async def test_json_feed_viewer_gets_no_status_messages():
+    """A compatibility JSON viewer that lags gets no protocol status messages (its feed
+    carries only {"sessionID", "lap", "data"})."""
+    from pitwire.server.live import WsViewer
+    from pitwire.server.stats import ServerStats
+
+    sock = HeldSocket()
+    viewer = WsViewer(sock, ServerStats(), lag_limit=60, statuses=False)  # type: ignore[arg-type]
+    viewer.task = asyncio.create_task(viewer.writer())
+    viewer.offer((-1, 1), Payload('{"a": 1}'), 0)
+    await asyncio.sleep(0.01)
+    viewer.offer((-1, 1), Payload('{"a": 2}'), 0)
+    viewer.offer((-1, 1), Payload('{"a": 3}'), 0)
+    sock.gate.set()
+    await asyncio.sleep(0.05)
+    viewer.task.cancel()
+    assert sock.sent == [{"a": 1}, {"a": 3}]
+    assert viewer.dropped == 1

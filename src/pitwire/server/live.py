@@ -35,8 +35,11 @@ log = logging.getLogger("pitwire.live")
 
 
 class WsViewer:
-    def __init__(self, ws: WebSocket, stats: ServerStats, lag_limit: float) -> None:
+    def __init__(
+        self, ws: WebSocket, stats: ServerStats, lag_limit: float, *, statuses: bool = True
+    ) -> None:
         self.ws = ws
+        self.statuses = statuses  # False for the JSON feed: it carries only data messages
         self.stats = stats
         self.lag_limit = lag_limit
         self._pending: dict[Slot, tuple[Payload, int]] = {}
@@ -60,21 +63,24 @@ class WsViewer:
             if not self.lagging:
                 self.lagging = True
                 self._lag_since = now
-                self._control.append(
-                    messages.encode(
-                        Status(
-                            level="warning",
-                            code="lagging",
-                            message="viewer is behind; intermediate frames are being skipped",
-                            subscription=slot[0] if slot[0] >= 0 else None,
-                        )
-                    )
-                )
+                if self.statuses:
+                    self._control.append(self._status_lagging(slot))
             elif now - self._lag_since > self.lag_limit:
                 self.kill(CLOSE_TOO_SLOW, f"viewer lagged for more than {self.lag_limit:g} s")
                 return
         self._pending[slot] = (data, recv_ns)
         self._wake.set()
+
+    @staticmethod
+    def _status_lagging(slot: Slot) -> str:
+        return messages.encode(
+            Status(
+                level="warning",
+                code="lagging",
+                message="viewer is behind; intermediate frames are being skipped",
+                subscription=slot[0] if slot[0] >= 0 else None,
+            )
+        )
 
     def control(self, text: str) -> None:
         if not self.closing:
@@ -112,6 +118,8 @@ class WsViewer:
                 stats.sends += 1
             if self.lagging and not self._pending:
                 self.lagging = False
+                if not self.statuses:
+                    continue
                 self._control.append(
                     messages.encode(
                         Status(level="info", code="recovered", message="viewer caught up")
@@ -176,7 +184,7 @@ def router(*, hub: Hub, store: Store, stats: ServerStats, lag_limit: float) -> A
         offered = ws.scope.get("subprotocols", [])
         binary = format == "bin" or SUBPROTOCOL in offered
         await ws.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
-        viewer = WsViewer(ws, stats, lag_limit)
+        viewer = WsViewer(ws, stats, lag_limit, statuses=binary)
         viewer.task = asyncio.create_task(viewer.writer())
         peer = ViewerPeer(session_id)
         try:
