@@ -22,8 +22,8 @@ view.
 from __future__ import annotations
 
 import struct
-from typing import Any
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
