@@ -9,14 +9,18 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
 from pitwire import __version__
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 app = typer.Typer(
     name="pitwire",
@@ -58,6 +62,33 @@ Db = Annotated[str, typer.Option(help="Store URL: sqlite:///path.db or memory://
 LogLevel = Annotated[str, typer.Option(help="debug, info, warning or error.")]
 
 
+def _make_app(db: str, **options: Any) -> FastAPI:
+    """The server app on store ``db``; a bad store URL ends the command with a message."""
+    from pitwire.server.app import create_app
+    from pitwire.store.base import StoreError
+
+    try:
+        return create_app(db, **options)
+    except StoreError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+
+
+def _run(app_: FastAPI, host: str, port: int, ready: Callable[[str], None], hint: str) -> None:
+    """Serve until Ctrl+C or SIGTERM; a port that cannot be bound ends with ``hint``."""
+    from pitwire.server.app import serve as run_server
+
+    try:
+        asyncio.run(run_server(app_, host, port, on_ready=ready, log_level="warning"))
+    except OSError as exc:
+        console.print(
+            f"[red]error:[/] cannot listen on {host}:{port}: {exc.strerror or exc}. {hint}"
+        )
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        pass
+
+
 @app.command()
 def serve(
     host: Host = "127.0.0.1",
@@ -70,31 +101,14 @@ def serve(
 ) -> None:
     """Run the server: ingest, live fan-out, storage, REST and the dashboard."""
     _logging(log_level)
-    from pitwire.server.app import create_app
-    from pitwire.server.app import serve as run_server
-    from pitwire.store.base import StoreError
-
-    try:
-        server_app = create_app(db, lag_limit=lag_limit)
-    except StoreError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+    server_app = _make_app(db, lag_limit=lag_limit)
 
     def ready(url: str) -> None:
         console.print(f"pitwire {__version__} serving on [bold]{url}[/] (store {db})")
         console.print(f"  dashboard {url}/   API docs {url}/docs   agents ws{url[4:]}/ws/ingest")
         print(f"PITWIRE_URL={url}/", flush=True)
 
-    try:
-        asyncio.run(run_server(server_app, host, port, on_ready=ready, log_level="warning"))
-    except OSError as exc:
-        console.print(
-            f"[red]error:[/] cannot listen on {host}:{port}: {exc.strerror or exc}. "
-            "Choose another --port or stop what uses it."
-        )
-        raise typer.Exit(2) from None
-    except KeyboardInterrupt:
-        pass
+    _run(server_app, host, port, ready, "Choose another --port or stop what uses it.")
 
 
 @app.command()
@@ -157,7 +171,7 @@ def agent(
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
+            with contextlib.suppress(NotImplementedError):  # Windows loops have no signal handlers
                 loop.add_signal_handler(sig, task.cancel)  # type: ignore[union-attr]
         with contextlib.suppress(asyncio.CancelledError):
             report = await the_agent.run()
@@ -186,9 +200,6 @@ def demo(
 ) -> None:
     """Run the server and a simulated agent together; Ctrl+C stops both."""
     _logging(log_level)
-    from pitwire.server.app import create_app
-    from pitwire.server.app import serve as run_server
-    from pitwire.store.base import StoreError
 
     if db.startswith("sqlite:///"):
         Path(db.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -205,11 +216,7 @@ def demo(
                 except subprocess.TimeoutExpired:
                     proc.kill()
 
-    try:
-        server_app = create_app(db, on_shutdown=stop_agent)
-    except StoreError as exc:
-        console.print(f"[red]error:[/] {exc}")
-        raise typer.Exit(2) from None
+    server_app = _make_app(db, on_shutdown=stop_agent)
 
     def ready(url: str) -> None:
         ws_url = "ws" + url[4:]
@@ -246,15 +253,7 @@ def demo(
         print(f"PITWIRE_URL={url}/", flush=True)
 
     try:
-        asyncio.run(run_server(server_app, host, port, on_ready=ready, log_level="warning"))
-    except OSError as exc:
-        console.print(
-            f"[red]error:[/] cannot listen on {host}:{port}: {exc.strerror or exc}. "
-            "Try PORT=8001 make demo (or --port)."
-        )
-        raise typer.Exit(2) from None
-    except KeyboardInterrupt:
-        pass
+        _run(server_app, host, port, ready, "Try PORT=8001 make demo (or --port).")
     finally:
         stop_agent()
         console.print("pitwire demo stopped.")

@@ -151,3 +151,13 @@ async def test_compat_ws_broadcasts_the_original_json_shape(server):
     assert set(msg) == {"sessionID", "lap", "data"}
     assert msg["sessionID"] == "compat" and msg["lap"] == 4
     assert msg["data"] == sent
+
+
+async def test_serve_on_a_port_in_use_raises_oserror(server):
+    """Binding a port that is taken raises OSError (the CLI turns it into a clear message)."""
+    from pitwire.server.app import create_app, serve
+    from pitwire.store.memory import MemoryStore
+
+    port = int(server.url.rsplit(":", 1)[1])
+    with pytest.raises(OSError, match="in use"):
+        await serve(create_app(MemoryStore()), "127.0.0.1", port)

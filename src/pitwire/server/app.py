@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 from pathlib import Path
@@ -171,16 +172,27 @@ async def serve(
     on_ready: Callable[[str], Awaitable[None] | None] | None = None,
     log_level: str = "warning",
 ) -> None:
-    """Run until cancelled or signalled. ``on_ready`` gets the base URL (port 0 resolved)."""
+    """Run until cancelled or signalled. ``on_ready`` gets the base URL (port 0 resolved).
+
+    The socket is bound here, before uvicorn starts, so that a port in use raises OSError
+    (for a clear message) instead of uvicorn's logged exit.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
     server = uvicorn.Server(uvicorn_config(app, host, port, log_level=log_level))
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():
-            await task  # raises what stopped it (e.g. address in use)
+            await task  # raises what stopped it
             return
         await asyncio.sleep(0.01)
     try:
-        sock = server.servers[0].sockets[0]
         real_host, real_port = sock.getsockname()[:2]
         if on_ready is not None:
             result = on_ready(f"http://{real_host}:{real_port}")
