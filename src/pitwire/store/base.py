@@ -15,7 +15,7 @@ stored stores nothing twice.
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
 
 import msgspec
 
@@ -62,6 +62,23 @@ class SessionSummary(msgspec.Struct, kw_only=True):
     @property
     def frames(self) -> int:
         return sum(s.frames for s in self.streams)
+
+
+class OpensAsContext:
+    """``async with store:`` opens the store and closes it on the way out."""
+
+    if TYPE_CHECKING:  # defined by each store
+
+        async def open(self) -> None: ...
+
+        async def close(self) -> None: ...
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
 
 
 @runtime_checkable

@@ -8,7 +8,6 @@ runs to completion without awaiting, so concurrent tasks see each call as atomic
 from __future__ import annotations
 
 import bisect
-from types import TracebackType
 
 import msgspec
 import numpy as np
@@ -17,7 +16,7 @@ from pitwire.model.frames import FrameBatch
 from pitwire.model.ids import SessionId, StreamId
 from pitwire.model.records import LapInfo, SessionInfo, StreamInfo
 from pitwire.store import _shared
-from pitwire.store.base import SessionSummary, StoreError, StreamSummary
+from pitwire.store.base import OpensAsContext, SessionSummary, StoreError, StreamSummary
 
 
 class _Stream:
@@ -55,24 +54,12 @@ def _clone_stream(info: StreamInfo) -> StreamInfo:
     return msgspec.structs.replace(info, channels=list(info.channels))
 
 
-class MemoryStore:
+class MemoryStore(OpensAsContext):
     """A Store in process memory (``memory://``)."""
 
     def __init__(self) -> None:
         self._sessions: dict[SessionId, _Session] = {}
         self._open = False
-
-    async def __aenter__(self) -> MemoryStore:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def open(self) -> None:
         self._open = True

@@ -31,7 +31,6 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Literal, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -40,7 +39,7 @@ from pitwire.model.ids import SessionId, StreamId
 from pitwire.model.records import LapInfo, SessionInfo, StreamInfo
 from pitwire.store import _shared
 from pitwire.store import _sqlite_sql as sql
-from pitwire.store.base import SessionSummary, StoreError, StoreUnavailable
+from pitwire.store.base import OpensAsContext, SessionSummary, StoreError, StoreUnavailable
 
 T = TypeVar("T")
 Synchronous = Literal["NORMAL", "FULL"]
@@ -48,7 +47,7 @@ Synchronous = Literal["NORMAL", "FULL"]
 _URL_HELP = "use sqlite:///relative/path.db or sqlite:////absolute/path.db"
 
 
-class SqliteStore:
+class SqliteStore(OpensAsContext):
     """A Store in one SQLite file.
 
     path: the database file; its parent directories are created by ``open``
@@ -119,18 +118,6 @@ class SqliteStore:
             except ValueError as exc:
                 raise StoreError(f"sqlite URL {url!r}: timeout must be seconds") from exc
         return cls(path, **kwargs)
-
-    async def __aenter__(self) -> SqliteStore:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # -- lifecycle ------------------------------------------------------------------------
 
