@@ -9,14 +9,30 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from fastapi import FastAPI
 
 from pitwire.server.app import create_app, serve
 from pitwire.store.base import Store
 from pitwire.store.memory import MemoryStore
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+FIXTURES = Path(
+    os.environ.get("PITWIRE_FIXTURES")
+    or Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+)
+"""Real third-party captures, read in place (``../shared/fixtures`` from the repo root)."""
 IN_CI = os.environ.get("CI") == "true"
+
+
+def fixture(relative: str) -> Path:
+    """The fixture file ``relative`` to FIXTURES; missing, it skips the test (fails in CI)."""
+    path = FIXTURES / relative
+    if not path.is_file():
+        message = f"fixture {path} is missing (set PITWIRE_FIXTURES to the fixtures folder)"
+        if IN_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
 
 
 @dataclass
