@@ -113,16 +113,80 @@ def serve(
 
 @app.command()
 def agent(
-    source: Annotated[str, typer.Option(help="Where frames come from: sim.")] = "sim",
+    source: Annotated[
+        str,
+        typer.Option(
+            help="Where frames come from: sim, f1, forza, acc, ac, ac-udp, iracing, outgauge, "
+            "or auto (listen on every known port and map, keep the first that sends)."
+        ),
+    ] = "sim",
     server: Annotated[str, typer.Option(help="Server URL.")] = "ws://127.0.0.1:8000",
-    session: Annotated[str, typer.Option(help="Session id (default: <source>-<time>).")] = "",
+    session: Annotated[
+        str,
+        typer.Option(
+            help="Session id (default: <source>-<time>); a game's next sessions get -2, -3..."
+        ),
+    ] = "",
     cars: Annotated[int, typer.Option(help="Simulated cars (sim).", min=1, max=64)] = 6,
     seed: Annotated[int, typer.Option(help="Random seed (sim).")] = 0,
     rate: Annotated[
         float, typer.Option(help="Frames per second per car (sim).", min=1, max=1000)
     ] = 60.0,
     duration: Annotated[
-        float | None, typer.Option(help="Stop after this many seconds of data.", min=0)
+        float | None, typer.Option(help="Stop after this many seconds of data (sim).", min=0)
+    ] = None,
+    bind: Annotated[
+        str,
+        typer.Option(
+            help="Address to listen on for UDP games (0.0.0.0: consoles and other PCs too)."
+        ),
+    ] = "0.0.0.0",
+    port: Annotated[
+        int | None,
+        typer.Option(
+            help="UDP port (default: the game's: f1 20777, forza 5300, outgauge 4444; "
+            "ac-udp: the game's port 9996).",
+            min=0,
+            max=65535,
+        ),
+    ] = None,
+    forward: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Re-send every raw datagram to HOST:PORT (repeat for several), so other "
+            "apps keep working."
+        ),
+    ] = None,
+    game_host: Annotated[
+        str, typer.Option(help="ac-udp: the machine Assetto Corsa runs on.")
+    ] = "127.0.0.1",
+    record_raw: Annotated[
+        Path | None,
+        typer.Option(help="Keep every received datagram/snapshot with receive times in FILE."),
+    ] = None,
+    replay_raw: Annotated[
+        Path | None,
+        typer.Option(help="Read a --record-raw capture instead of the game (same decode path)."),
+    ] = None,
+    replay_speed: Annotated[
+        float, typer.Option(help="--replay-raw pace: 1 = as recorded, 0 = as fast as possible.")
+    ] = 1.0,
+    map_file: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Shared-memory games: a file or folder standing in for the named map(s) "
+            "(Linux/Proton, copies); TAG=PATH per page."
+        ),
+    ] = None,
+    poll_rate: Annotated[
+        float, typer.Option(help="Shared-memory poll rate [Hz].", min=1, max=1000)
+    ] = 60.0,
+    ibt: Annotated[
+        Path | None, typer.Option(help="iracing: read this .ibt file instead of the live map.")
+    ] = None,
+    outsim_opts: Annotated[
+        str | None,
+        typer.Option(help="outgauge: the OutSim Opts hex value set in LFS (OutSimPack2)."),
     ] = None,
     transport: Annotated[
         str, typer.Option(help="ws (binary, acked) or http (POST batches).")
@@ -140,6 +204,24 @@ def agent(
     from pitwire.sources.base import SourceError
     from pitwire.sources.registry import make_source
 
+    try:
+        capture = _capture_options(
+            source,
+            bind=bind,
+            port=port,
+            forward=forward or [],
+            game_host=game_host,
+            record_raw=record_raw,
+            replay_raw=replay_raw,
+            replay_speed=replay_speed,
+            map_files=map_file or [],
+            poll_rate=poll_rate,
+            ibt=ibt,
+            outsim_opts=outsim_opts,
+        )
+    except ValueError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
     if transport not in ("ws", "http"):
         console.print(f"[red]error:[/] --transport must be ws or http, not {transport!r}")
         raise typer.Exit(2)
@@ -151,7 +233,9 @@ def agent(
         )
         raise typer.Exit(2)
     try:
-        src = make_source(source, cars=cars, seed=seed, rate=rate, duration=duration)
+        src = make_source(
+            source, capture=capture, cars=cars, seed=seed, rate=rate, duration=duration
+        )
     except SourceError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
@@ -162,10 +246,7 @@ def agent(
         transport=transport,  # type: ignore[arg-type]
         batch_ms=batch_ms,
     )
-    console.print(
-        f"agent: source {source} ({len(src.info.streams)} streams) → {server} "
-        f"session [bold]{session}[/] over {transport}"
-    )
+    console.print(f"agent: source {source} → {server} session [bold]{session}[/] over {transport}")
 
     async def run() -> None:
         loop = asyncio.get_running_loop()
@@ -179,13 +260,53 @@ def agent(
 
     try:
         asyncio.run(run())
-    except UplinkError as exc:
+    except (UplinkError, SourceError) as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
     r = the_agent.report()
     console.print(
         f"agent: stopped. frames in {r.frames_in}, sent {r.frames_sent}, "
         f"unacked {r.unacked}, dropped {r.dropped}"
+    )
+
+
+def _capture_options(source: str, **o: Any) -> Any:
+    """The game-source options from the agent's flags; ValueError names a bad one."""
+    from pitwire.sources.registry import GAMES, CaptureOptions
+    from pitwire.sources.udp import parse_address
+
+    game = GAMES.get(source)
+    if o["ibt"] is not None and source != "iracing":
+        raise ValueError("--ibt reads iRacing files: use it with --source iracing")
+    if o["outsim_opts"] is not None and source != "outgauge":
+        raise ValueError("--outsim-opts is for --source outgauge")
+    if o["replay_raw"] is not None and o["record_raw"] is not None:
+        raise ValueError("--replay-raw and --record-raw cannot be combined")
+    if o["replay_speed"] < 0:
+        raise ValueError(f"--replay-speed must be >= 0, not {o['replay_speed']}")
+    if game is None and source != "auto":
+        for flag in ("record_raw", "replay_raw"):
+            if o[flag] is not None:
+                raise ValueError(f"--{flag.replace('_', '-')} needs a game source, not {source}")
+    decoder_options: dict[str, Any] = {}
+    if o["outsim_opts"] is not None:
+        try:
+            decoder_options["outsim_opts"] = int(o["outsim_opts"], 16)
+        except ValueError:
+            raise ValueError(f"--outsim-opts {o['outsim_opts']!r} is not a hex number") from None
+    if o["ibt"] is not None:
+        decoder_options["ibt"] = o["ibt"]
+    return CaptureOptions(
+        bind=o["bind"],
+        port=o["port"],
+        forward=[parse_address(f) for f in o["forward"]],
+        game_host=o["game_host"],
+        record_raw=o["record_raw"],
+        replay_raw=o["replay_raw"],
+        replay_speed=o["replay_speed"],
+        map_files=o["map_files"],
+        poll_rate=o["poll_rate"],
+        decoder_options=decoder_options,
     )
 
 

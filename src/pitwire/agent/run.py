@@ -2,6 +2,11 @@
 
 The source runs in its own task and only ever queues; the uplink drains on its own, so a
 slow or absent network never slows sampling.
+
+A game source may announce cars as it learns of them (``StreamUpdate``) and start new
+sessions (``SessionChange``: practice, then qualifying, then the race). Each session gets
+its own pitwire session id and its own uplink; the previous uplink keeps running in the
+background until everything it sent is acknowledged (or ``drain_timeout`` passes).
 """
 
 from __future__ import annotations
@@ -10,7 +15,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Literal
 
 from pitwire.agent.core import AgentCore
@@ -18,7 +24,7 @@ from pitwire.agent.uplink import HttpUplink, WsUplink
 from pitwire.model.channels import ChannelSet
 from pitwire.model.frames import FrameBatch
 from pitwire.protocol.peer import AgentPeer
-from pitwire.sources.base import Source
+from pitwire.sources.base import SessionChange, Source, StreamUpdate
 
 log = logging.getLogger("pitwire.agent")
 
@@ -30,78 +36,173 @@ class AgentReport:
     duplicates: int = 0
     unacked: int = 0
     dropped: int = 0
+    sessions: list[str] = field(default_factory=list)
+
+
+@dataclass(eq=False, slots=True)
+class _Leg:
+    """One pitwire session's uplink."""
+
+    session: str
+    peer: AgentPeer
+    uplink: WsUplink | HttpUplink
+    task: asyncio.Task[None] | None = None
+    frames_sent: int = 0
+
+    @property
+    def unacked(self) -> int:
+        if isinstance(self.uplink, WsUplink):
+            return self.peer.unacked_frames
+        return max(0, self.frames_sent - self.uplink.sent_frames - self.uplink.dropped)
+
+    @property
+    def dropped(self) -> int:
+        return self.peer.dropped if isinstance(self.uplink, WsUplink) else self.uplink.dropped
+
+
+def numbered_sessions(first: str) -> Callable[[int], str]:
+    """Session ids ``first``, ``first-2``, ``first-3``, ... for a source's 1st, 2nd, 3rd session."""
+    return lambda n: first if n == 1 else f"{first}-{n}"
 
 
 class Agent:
+    """Streams ``source`` to ``server``; ``session_ids(n)`` names the n-th session (n ≥ 1)."""
+
     def __init__(
         self,
         source: Source,
         *,
         server: str,
-        session: str,
+        session: str | Callable[[int], str],
         transport: Literal["ws", "http"] = "ws",
         batch_ms: float = 0.0,
         max_unacked: int = 2_000_000,
     ) -> None:
         self.source = source
-        self.session = session
+        self.server = server
+        self.transport = transport
+        self.batch_ms = batch_ms
+        self.max_unacked = max_unacked
+        self.session_ids = numbered_sessions(session) if isinstance(session, str) else session
         self.core = AgentCore(batch_ns=int(batch_ms * 1e6))
+        self._sessions = 0
+        self._legs: list[_Leg] = []
+        self._draining: set[asyncio.Task[None]] = set()
         info = source.info
-        self.peer = AgentPeer(
-            session=session,
-            streams=[(s.stream_id, ChannelSet(s.channels), s.driver, s.car) for s in info.streams],
-            track=info.track,
-            source=info.source,
-            max_unacked=max_unacked,
-        )
-        self.uplink: WsUplink | HttpUplink = (
-            WsUplink(server, self.peer) if transport == "ws" else HttpUplink(server, session)
-        )
-        self.frames_sent = 0
+        self.leg = self._new_leg(info.track, info.source)
+        for s in info.streams:
+            self.leg.peer.add_stream(
+                s.stream_id, ChannelSet(s.channels), driver=s.driver, car=s.car
+            )
+
+    @property
+    def session(self) -> str:
+        return self.leg.session
+
+    @property
+    def peer(self) -> AgentPeer:
+        return self.leg.peer
+
+    @property
+    def uplink(self) -> WsUplink | HttpUplink:
+        return self.leg.uplink
+
+    @property
+    def frames_sent(self) -> int:
+        return sum(leg.frames_sent for leg in self._legs)
 
     def report(self) -> AgentReport:
-        dropped = self.peer.dropped if isinstance(self.uplink, WsUplink) else self.uplink.dropped
         return AgentReport(
             frames_in=self.core.frames_in,
             frames_sent=self.frames_sent,
             duplicates=self.core.duplicates,
-            unacked=self.peer.unacked_frames,
-            dropped=dropped,
+            unacked=sum(leg.unacked for leg in self._legs),
+            dropped=sum(leg.dropped for leg in self._legs),
+            sessions=[leg.session for leg in self._legs],
         )
+
+    def _new_leg(self, track: str, source: str) -> _Leg:
+        self._sessions += 1
+        session = self.session_ids(self._sessions)
+        peer = AgentPeer(
+            session=session, streams=[], track=track, source=source, max_unacked=self.max_unacked
+        )
+        uplink: WsUplink | HttpUplink = (
+            WsUplink(self.server, peer)
+            if self.transport == "ws"
+            else HttpUplink(self.server, session)
+        )
+        leg = _Leg(session, peer, uplink)
+        self._legs.append(leg)
+        return leg
 
     async def run(self, *, drain_timeout: float = 5.0) -> AgentReport:
         """Run until the source ends (then wait up to ``drain_timeout`` for acks) or until
         cancelled."""
-        uplink = asyncio.create_task(self.uplink.run())
+        self.leg.task = asyncio.create_task(self.leg.uplink.run())
         try:
-            async for stream, batch in self.source:
-                for s, b in self.core.feed(stream, batch, time.monotonic_ns()):
-                    self._submit(s, b)
+            async for item in self.source:
+                match item:
+                    case StreamUpdate(info=info):
+                        self.leg.peer.add_stream(
+                            info.stream_id,
+                            ChannelSet(info.channels),
+                            driver=info.driver,
+                            car=info.car,
+                        )
+                    case SessionChange():
+                        self._session_change(item, drain_timeout)
+                    case (stream, batch):
+                        for s, b in self.core.feed(stream, batch, time.monotonic_ns()):
+                            self._submit(s, b)
                 if self.core.batch_ns:
                     for s, b in self.core.flush(time.monotonic_ns()):
                         self._submit(s, b)
-                if uplink.done():
-                    await uplink  # an unrecoverable uplink error (bad URL) ends the agent
+                if self.leg.task is not None and self.leg.task.done():
+                    await self.leg.task  # an unrecoverable uplink error (bad URL) ends the agent
             for s, b in self.core.flush():
                 self._submit(s, b)
-            await self._drain(drain_timeout)
+            await self._drain(self.leg, drain_timeout)
             return self.report()
         finally:
-            uplink.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await uplink
+            for task in [*self._draining, *(leg.task for leg in self._legs if leg.task)]:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    def _session_change(self, change: SessionChange, drain_timeout: float) -> None:
+        if self.leg.frames_sent == 0:
+            self.leg.peer.set_track(change.track)  # nothing sent yet: this is still the first
+            return
+        for s, b in self.core.flush():
+            self._submit(s, b)
+        old = self.leg
+        self.core = AgentCore(batch_ns=self.core.batch_ns)
+        self.leg = self._new_leg(change.track, self.source.info.source)
+        self.leg.task = asyncio.create_task(self.leg.uplink.run())
+        log.info("new game session %s: streaming as session %s", change.key, self.leg.session)
+
+        async def finish() -> None:
+            await self._drain(old, drain_timeout * 6)
+            if old.task is not None:
+                old.task.cancel()
+
+        task = asyncio.create_task(finish())
+        self._draining.add(task)
+        task.add_done_callback(self._draining.discard)
 
     def _submit(self, stream: str, batch: FrameBatch) -> None:
-        self.uplink.submit(stream, batch)
-        self.frames_sent += batch.n
+        self.leg.uplink.submit(stream, batch)
+        self.leg.frames_sent += batch.n
 
-    async def _drain(self, seconds: float) -> None:
+    async def _drain(self, leg: _Leg, seconds: float) -> None:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            if isinstance(self.uplink, WsUplink):
-                if self.peer.unacked_frames == 0:
-                    return
-            elif self.uplink.sent_frames + self.uplink.dropped >= self.frames_sent:
+            if leg.unacked == 0:
                 return
             await asyncio.sleep(0.05)
-        log.warning("stopping with %d frames not acknowledged by the server", self.report().unacked)
+        log.warning(
+            "session %s: stopping with %d frames not acknowledged by the server",
+            leg.session,
+            leg.unacked,
+        )

@@ -373,7 +373,13 @@ class AgentPeer(_Peer):
     def add_stream(
         self, stream: str, channels: ChannelSet, *, driver: str = "", car: str = ""
     ) -> None:
-        if stream in self._streams:
+        known = self._streams.get(stream)
+        if known is not None:
+            # A driver or car learned later (a game's participant list) is re-advertised.
+            if (driver or car) and (driver, car) != known[2:]:
+                self._streams[stream] = (known[0], known[1], driver, car)
+                if self.connected:
+                    self._out.append(self._advertise_text())
             return
         for ch in channels:
             self._table.setdefault(ch, len(self._table))
@@ -382,6 +388,13 @@ class AgentPeer(_Peer):
         self._unacked.setdefault(stream, deque())
         if self.connected:
             self._out.append(self._advertise_text())
+
+    def set_track(self, track: str) -> None:
+        """The track became known (or changed): re-advertise it."""
+        if track and track != self.track:
+            self.track = track
+            if self.connected and self._streams:
+                self._out.append(self._advertise_text())
 
     def _advertise_text(self) -> str:
         chans: dict[int, ChannelDesc] = {}
@@ -404,7 +417,8 @@ class AgentPeer(_Peer):
         """A (re)connection: hello, advertise, then every frame not yet acked."""
         self.connected = True
         self.send(Hello(protocol=PROTOCOL_VERSION, role="agent", name=self.name))
-        self._out.append(self._advertise_text())
+        if self._streams:  # a game source may know no car yet: it advertises on the first
+            self._out.append(self._advertise_text())
         for stream, pending in self._unacked.items():
             if stream in self._synced:
                 self._out.extend(data for _, data, _ in pending)

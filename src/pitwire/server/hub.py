@@ -167,6 +167,11 @@ class Hub:
                 live.channel_descs.append(channel_desc(cid, ch))
         old = live.streams.get(name)
         if old is not None and list(old.channels) == list(channels):
+            if (driver, car) != (old.driver, old.car) and (driver or car):
+                old.driver, old.car = driver or old.driver, car or old.car
+                text = messages.encode(live.advertise([old]))
+                for viewer in live.viewers:
+                    viewer.control(text)
             return
         if old is not None:
             channels = old.channels.merged(c for n, c in channels.items() if n not in old.channels)

@@ -147,3 +147,41 @@ class Source(Protocol):
     def info(self) -> SourceInfo: ...
 
     def __aiter__(self) -> AsyncIterator[SourceItem]: ...
+
+
+# -- transports -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """Bytes a transport received at ``recv_ns`` [ns since epoch], from ``tag``."""
+
+    data: bytes
+    recv_ns: int
+    tag: str = ""
+
+
+class Transport(Protocol):
+    """Where a decoder's bytes come from: a UDP socket, shared memory, a capture file."""
+
+    describe: str
+    """Where it listens or reads, for messages (``udp 0.0.0.0:20777``)."""
+
+    hint: str
+    """What to check when nothing arrives (which game setting sends here)."""
+
+    async def open(self) -> None:
+        """Start listening; raise SourceError when that is impossible."""
+        ...
+
+    async def receive(self, wait_s: float) -> list[Received]:
+        """What arrived, waiting up to ``wait_s`` [s] for something; [] on silence.
+
+        Raises EOFError when the transport has nothing more (a capture file ended)."""
+        ...
+
+    def send(self, data: bytes) -> None:
+        """Send ``data`` to the game (no-op for read-only transports)."""
+        ...
+
+    async def close(self) -> None: ...

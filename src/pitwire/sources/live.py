@@ -1,0 +1,152 @@
+"""A game source: a transport feeding a decoder, as the agent's async iterator.
+
+This adapter only moves bytes: transport → (raw capture) → decoder → framer → items. It
+makes no format decisions. It degrades as ``sources.base`` says: undecodable bytes are
+counted and reported (at most every ``report_s``), silence is reported once with the
+transport's hint and announced again when data returns, and the decoder's greeting (a
+handshake) is re-sent while the game is silent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+
+from pitwire.sources.base import (
+    DecodeError,
+    Decoder,
+    Received,
+    SessionChange,
+    SourceInfo,
+    SourceItem,
+    Transport,
+)
+from pitwire.sources.framer import Framer
+from pitwire.sources.rawcapture import RawWriter
+
+log = logging.getLogger("pitwire.sources")
+
+
+class DecoderSource:
+    """Source protocol over ``decoder`` and ``transport``; ``record`` keeps a raw capture."""
+
+    def __init__(
+        self,
+        decoder: Decoder,
+        transport: Transport,
+        *,
+        record: str | os.PathLike[str] | None = None,
+        silence_s: float = 5.0,
+        report_s: float = 10.0,
+    ) -> None:
+        self.decoder = decoder
+        self.transport = transport
+        self.framer = Framer(decoder.manifest)
+        self.record = record
+        self.silence_s = silence_s
+        self.report_s = report_s
+        self.bad = 0
+        self._writer: RawWriter | None = None
+        self._track = ""
+        self._bad_reported = 0
+        self._last_report = 0.0
+        self._last_data = time.monotonic()
+        self._silent = False
+        self._last_greeting = 0.0
+
+    @property
+    def info(self) -> SourceInfo:
+        return SourceInfo(source=self.decoder.name, track=self._track, streams=self.framer.streams)
+
+    def start_recording(self, path: str | os.PathLike[str]) -> None:
+        if self._writer is None:
+            self._writer = RawWriter(path, source=self.decoder.name)
+
+    async def __aiter__(self) -> AsyncIterator[SourceItem]:
+        await self.transport.open()
+        log.info("%s: listening on %s", self.decoder.name, self.transport.describe)
+        self.greet()
+        async for item in self.items():
+            yield item
+
+    async def items(self) -> AsyncIterator[SourceItem]:
+        """Receive, decode and yield until the transport ends (it must be open)."""
+        try:
+            if self.record is not None:
+                self.start_recording(self.record)
+            while True:
+                try:
+                    got = await self.transport.receive(1.0)
+                except EOFError:
+                    return
+                for item in self.process(got):
+                    yield item
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        await self.transport.close()
+        if self._writer is not None:
+            self._writer.close()
+
+    def greet(self) -> None:
+        for data in self.decoder.greeting():
+            self.transport.send(data)
+        self._last_greeting = time.monotonic()
+
+    def process(self, got: list[Received]) -> list[SourceItem]:
+        """Decode what arrived; return the items ready for the agent."""
+        now = time.monotonic()
+        before = self.framer.samples
+        for item in got:
+            if self._writer is not None:
+                self._writer.write(item)
+            try:
+                events = self.decoder.feed(item.data, item.recv_ns, item.tag)
+            except DecodeError as exc:
+                self.bad += 1
+                if now - self._last_report >= self.report_s:
+                    self._last_report = now
+                    skipped = self.bad - self._bad_reported
+                    self._bad_reported = self.bad
+                    log.warning(
+                        "%s: skipped %d undecodable packet(s) from %s: %s",
+                        self.decoder.name,
+                        skipped,
+                        self.transport.describe,
+                        exc,
+                    )
+                continue
+            self.framer.add(events)
+        for data in self.framer.sends:
+            self.transport.send(data)
+        self.framer.sends.clear()
+        for message in self.framer.notices:
+            log.warning("%s: %s", self.decoder.name, message)
+        self.framer.notices.clear()
+        if self.framer.samples > before:
+            self._last_data = now
+            if self._silent:
+                self._silent = False
+                log.info(
+                    "%s: data is flowing again from %s", self.decoder.name, self.transport.describe
+                )
+        elif now - self._last_data >= self.silence_s:
+            if not self._silent:
+                self._silent = True
+                log.warning(
+                    "%s: no data from %s for %.0f s. %s",
+                    self.decoder.name,
+                    self.transport.describe,
+                    now - self._last_data,
+                    self.transport.hint,
+                )
+            if now - self._last_greeting >= self.silence_s:
+                self.greet()
+        items = self.framer.drain()
+        for it in items:
+            if isinstance(it, SessionChange) and it.track:
+                self._track = it.track
+        return items
