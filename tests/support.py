@@ -126,3 +126,104 @@ class ScriptedSource:
 
     def __aiter__(self):  # type: ignore[no-untyped-def]
         return self._gen()
+
+
+class TextDecoder:
+    """A decoder of test datagrams ``b"<stream> <speed m/s> <gear> [<packet>]"``.
+
+    ``b"new <key>"`` starts a session, ``b"driver <stream> <name>"`` names a driver;
+    anything else raises DecodeError. ``greeting`` returns ``hello`` datagrams if given.
+    """
+
+    name = "text"
+
+    def __init__(self, hello: bytes | None = None) -> None:
+        from pitwire.model.manifest import Manifest
+
+        self.hello = hello
+        self.manifest = Manifest.loads(
+            """
+            [source]
+            name = "text"
+            [[field]]
+            raw = "speed_ms"
+            channel = "speed"
+            scale = 3.6
+            [[field]]
+            raw = "gear"
+            channel = "gear"
+            [[field]]
+            raw = "packet"
+            channel = "packet_id"
+            unit = ""
+            dtype = "f8"
+            """,
+            origin="text.toml",
+        )
+
+    def feed(self, data: bytes, recv_ns: int, tag: str = ""):  # type: ignore[no-untyped-def]
+        from pitwire.sources.base import DecodeError, Sample, SessionStarted, StreamSeen
+
+        parts = data.decode(errors="replace").split()
+        if len(parts) >= 2 and parts[0] == "new":
+            return [SessionStarted(parts[1], track="Test Ring")]
+        if len(parts) == 3 and parts[0] == "driver":
+            return [StreamSeen(parts[1], driver=parts[2])]
+        try:
+            values = {"speed_ms": float(parts[1]), "gear": float(parts[2])}
+            if len(parts) > 3:
+                values["packet"] = float(parts[3])
+        except (IndexError, ValueError):
+            raise DecodeError(f"not a test datagram: {data[:20]!r}") from None
+        return [Sample(parts[0], recv_ns, values)]
+
+    def greeting(self) -> list[bytes]:
+        return [self.hello] if self.hello else []
+
+
+class UdpPeer(asyncio.DatagramProtocol):
+    """A real UDP socket on 127.0.0.1 that records what it receives."""
+
+    def __init__(self) -> None:
+        self.got: list[tuple[bytes, tuple[str, int]]] = []
+        self.arrived = asyncio.Event()
+        self.transport: asyncio.DatagramTransport | None = None
+        self.port = 0
+
+    @classmethod
+    async def open(cls, port: int = 0) -> UdpPeer:
+        peer = cls()
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: peer, local_addr=("127.0.0.1", port)
+        )
+        peer.transport = transport
+        peer.port = transport.get_extra_info("sockname")[1]
+        return peer
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.got.append((data, addr))
+        self.arrived.set()
+
+    def send(self, data: bytes, port: int) -> None:
+        assert self.transport is not None
+        self.transport.sendto(data, ("127.0.0.1", port))
+
+    async def wait_for(self, n: int, seconds: float = 5.0) -> None:
+        async with asyncio.timeout(seconds):
+            while len(self.got) < n:
+                self.arrived.clear()
+                await self.arrived.wait()
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+def free_udp_port() -> int:
+    """A UDP port that was free a moment ago on 127.0.0.1."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

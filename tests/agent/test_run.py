@@ -67,3 +67,64 @@ async def test_http_transport_posts_batches_that_are_stored(server):
         total += batch.n
     assert report.frames_sent == 60
     assert total == report.frames_sent
+
+
+class _GameLike:
+    """A source that announces cars as it learns of them and changes session midway."""
+
+    def __init__(self, items):  # type: ignore[no-untyped-def]
+        from pitwire.sources.base import SourceInfo
+
+        self.items = items
+        self.info = SourceInfo(source="game")
+
+    async def _gen(self):  # type: ignore[no-untyped-def]
+        for item in self.items:
+            yield item
+            await asyncio.sleep(0.01)
+
+    def __aiter__(self):  # type: ignore[no-untyped-def]
+        return self._gen()
+
+
+async def test_game_sessions_become_pitwire_sessions_with_late_driver_names(server):
+    """Streams announced on the fly are stored with their drivers; a new game session goes
+    to a new pitwire session and both are stored completely."""
+    from pitwire.model.records import StreamInfo
+    from pitwire.sources.base import SessionChange, StreamUpdate
+    from support import car_batch, car_channels
+
+    chans = list(car_channels().values())
+    items = [
+        SessionChange("uid-1", track=""),
+        StreamUpdate(StreamInfo(stream_id="car-0", channels=chans)),
+        (StreamId("car-0"), car_batch(0, 30)),
+        SessionChange("uid-1", track="Monza"),  # the track became known
+        StreamUpdate(StreamInfo(stream_id="car-0", driver="Alice", car="Ferrari", channels=chans)),
+        (StreamId("car-0"), car_batch(30, 30)),
+        SessionChange("uid-2", track="Spa"),
+        StreamUpdate(StreamInfo(stream_id="car-0", driver="Bob", channels=chans)),
+        StreamUpdate(StreamInfo(stream_id="car-1", driver="Carol", channels=chans)),
+        (StreamId("car-0"), car_batch(0, 20)),
+        (StreamId("car-1"), car_batch(0, 25)),
+    ]
+    agent = Agent(_GameLike(items), server=server.ws, session="night")
+    report = await agent.run()
+    assert report.sessions == ["night", "night-2"]
+    assert report.unacked == 0 and report.frames_sent == 105
+    await server.app.state.persistence.flush()
+    first = await server.store.get_session(SessionId("night"))
+    second = await server.store.get_session(SessionId("night-2"))
+    assert first.info.track == "Monza" and second.info.track == "Spa"
+    assert {s.info.stream_id: s.info.driver for s in first.streams} == {"car-0": "Alice"}
+    assert {s.info.stream_id: s.info.driver for s in second.streams} == {
+        "car-0": "Bob",
+        "car-1": "Carol",
+    }
+    n = {
+        (sess, car): (
+            await server.store.read_frames(session_id=SessionId(sess), stream_id=StreamId(car))
+        ).n
+        for sess, car in [("night", "car-0"), ("night-2", "car-0"), ("night-2", "car-1")]
+    }
+    assert n == {("night", "car-0"): 60, ("night-2", "car-0"): 20, ("night-2", "car-1"): 25}

@@ -529,6 +529,33 @@ def test_agent_add_stream_while_connected_advertises_again():
     assert agent.outgoing() == []
 
 
+def test_agent_learning_a_driver_or_track_later_advertises_again():
+    """A driver/car or track that becomes known re-advertises; unchanged ones do not."""
+    agent, _ = connected_pair("car-1")
+    agent.add_stream("car-1", car_channels(), driver="Alice", car="F1")
+    [adv] = texts(agent.outgoing())
+    assert isinstance(adv, Advertise)
+    assert [(s.stream, s.driver, s.car) for s in adv.streams] == [("car-1", "Alice", "F1")]
+    agent.add_stream("car-1", car_channels(), driver="Alice", car="F1")
+    agent.set_track("sim-ring")
+    assert agent.outgoing() == []
+    agent.set_track("Monza")
+    [adv] = texts(agent.outgoing())
+    assert isinstance(adv, Advertise) and adv.track == "Monza"
+
+
+def test_agent_without_streams_does_not_advertise_until_it_has_one():
+    """A game source that knows no car yet sends hello only; the first car advertises."""
+    agent = AgentPeer(session="s1", streams=[])
+    agent.connection_made()
+    assert [type(m).__name__ for m in texts(agent.outgoing())] == ["Hello"]
+    agent.set_track("Monza")
+    assert agent.outgoing() == []
+    agent.add_stream("car-0", car_channels())
+    [adv] = texts(agent.outgoing())
+    assert isinstance(adv, Advertise) and adv.track == "Monza"
+
+
 def test_agent_ignores_acks_for_unknown_streams_and_reports_garbage():
     """An ack for a stream id it never advertised is ignored; garbage becomes a bad_message
     StatusReceived and nothing is sent back."""

@@ -213,6 +213,19 @@ def test_re_adding_a_stream_with_the_same_channels_is_silent(hub):
     assert viewer.controls == []
 
 
+def test_a_driver_learned_later_is_advertised_to_viewers(hub):
+    """Re-adding a stream with a new driver/car sends viewers an advertise naming them."""
+    viewer = FakeViewer()
+    subscribe(hub, viewer)
+    viewer.controls.clear()
+    hub.add_stream(SESSION, "car-1", car_channels(), driver="Alice", car="Ferrari")
+    assert viewer.ops() == ["advertise"]
+    [stream] = viewer.controls[0]["streams"]
+    assert (stream["stream"], stream["driver"], stream["car"]) == ("car-1", "Alice", "Ferrari")
+    hub.add_stream(SESSION, "car-1", car_channels())  # no driver given: nothing changes
+    assert viewer.ops() == ["advertise"]
+
+
 def test_extending_a_stream_moves_all_channel_subscribers_to_one_new_group(hub):
     """A stream that gains a channel is advertised again; an all-channels subscriber then gets
     each frame once, in one group carrying the new channel too."""

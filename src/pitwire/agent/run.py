@@ -86,6 +86,7 @@ class Agent:
         self.session_ids = numbered_sessions(session) if isinstance(session, str) else session
         self.core = AgentCore(batch_ns=int(batch_ms * 1e6))
         self._sessions = 0
+        self._game_session: str | None = None
         self._legs: list[_Leg] = []
         self._draining: set[asyncio.Task[None]] = set()
         info = source.info
@@ -171,8 +172,11 @@ class Agent:
                     await task
 
     def _session_change(self, change: SessionChange, drain_timeout: float) -> None:
-        if self.leg.frames_sent == 0:
-            self.leg.peer.set_track(change.track)  # nothing sent yet: this is still the first
+        same = change.key == self._game_session
+        self._game_session = change.key
+        if same or self.leg.frames_sent == 0:
+            # The same game session (its track became known), or nothing sent yet.
+            self.leg.peer.set_track(change.track)
             return
         for s, b in self.core.flush():
             self._submit(s, b)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
 from pitwire.sources.base import (
@@ -23,7 +23,7 @@ from pitwire.sources.base import (
     StreamUpdate,
 )
 from pitwire.sources.live import DecoderSource
-from pitwire.sources.registry import GAMES, CaptureOptions, make_transport
+from pitwire.sources.registry import GAMES, CaptureOptions, Game, make_transport
 
 log = logging.getLogger("pitwire.sources")
 
@@ -46,11 +46,11 @@ def _kunos_game(static: bytes) -> str | None:
 class AutoSource:
     """The Source protocol over whichever known source speaks first."""
 
-    def __init__(self, opts: CaptureOptions, *, games: list[str] | None = None) -> None:
+    def __init__(self, opts: CaptureOptions, *, games: Mapping[str, Game] = GAMES) -> None:
         if opts.replay_raw is not None:
             raise SourceError("--replay-raw needs the capture's source: use --source NAME")
         self.opts = opts
-        self.games = games if games is not None else [g.name for g in GAMES.values() if g.auto]
+        self.games = games
         self.chosen: DecoderSource | None = None
 
     @property
@@ -59,13 +59,15 @@ class AutoSource:
 
     def _candidates(self) -> list[_Candidate]:
         out = []
-        for name in self.games:
-            game = GAMES[name]
+        for name, game in self.games.items():
+            if not game.auto:
+                continue
             decoder = game.make_decoder()
-            if name == "acc":  # the same maps carry AC: a second candidate reads them as AC
-                ac = GAMES["ac"].make_decoder()
+            if name == "acc" and "ac" in self.games:  # the same maps may carry AC instead
+                ac_game = self.games["ac"]
+                ac = ac_game.make_decoder()
                 out.append(
-                    _Candidate("ac", DecoderSource(ac, make_transport(GAMES["ac"], ac, self.opts)))
+                    _Candidate("ac", DecoderSource(ac, make_transport(ac_game, ac, self.opts)))
                 )
             opts = self.opts
             if game.kind == "udp":

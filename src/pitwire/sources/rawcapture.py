@@ -92,10 +92,10 @@ def read_meta(f: BinaryIO, name: str) -> dict[str, object]:
     return meta
 
 
-def read(path: str | os.PathLike[str]) -> tuple[dict[str, object], Iterator[Received]]:
-    """The capture's metadata and an iterator over its records (stops at a damaged tail)."""
+def read(path: str | os.PathLike[str]) -> tuple[dict[str, object], Records]:
+    """The capture's metadata and its records (iteration stops at a damaged tail)."""
     try:
-        f = open(path, "rb")  # noqa: SIM115 - closed by the iterator
+        f = open(path, "rb")  # noqa: SIM115 - owned by the Records
     except OSError as exc:
         raise SourceError(f"cannot read the raw capture {path}: {exc}") from None
     try:
@@ -103,27 +103,41 @@ def read(path: str | os.PathLike[str]) -> tuple[dict[str, object], Iterator[Rece
     except BaseException:
         f.close()
         raise
-    return meta, _records(f, os.fspath(path))
+    return meta, Records(f, os.fspath(path))
 
 
-def _records(f: BinaryIO, name: str) -> Iterator[Received]:
-    with f:
-        count = 0
-        while True:
-            head = f.read(_RECORD.size)
-            if not head:
-                return
-            if len(head) == _RECORD.size:
-                recv_ns, tag_len, data_len = _RECORD.unpack(head)
-                body = f.read(tag_len + data_len)
-                if len(body) == tag_len + data_len:
-                    count += 1
-                    yield Received(body[tag_len:], recv_ns, body[:tag_len].decode(errors="replace"))
-                    continue
+class Records:
+    """An iterator over a capture's records that owns (and closes) the file."""
+
+    def __init__(self, f: BinaryIO, name: str) -> None:
+        self._f = f
+        self.name = name
+        self.count = 0
+
+    def __iter__(self) -> Iterator[Received]:
+        return self
+
+    def __next__(self) -> Received:
+        if self._f.closed:
+            raise StopIteration
+        head = self._f.read(_RECORD.size)
+        if len(head) == _RECORD.size:
+            recv_ns, tag_len, data_len = _RECORD.unpack(head)
+            body = self._f.read(tag_len + data_len)
+            if len(body) == tag_len + data_len:
+                self.count += 1
+                return Received(body[tag_len:], recv_ns, body[:tag_len].decode(errors="replace"))
+        if head:
             log.warning(
-                "%s: the capture ends mid-record after %d records (cut short?)", name, count
+                "%s: the capture ends mid-record after %d records (cut short?)",
+                self.name,
+                self.count,
             )
-            return
+        self.close()
+        raise StopIteration
+
+    def close(self) -> None:
+        self._f.close()
 
 
 class RawReplayTransport:
@@ -139,7 +153,7 @@ class RawReplayTransport:
         self.source = source
         self.speed = speed
         self.describe = f"capture {self.path}"
-        self._records: Iterator[Received] | None = None
+        self._records: Records | None = None
         self._next: Received | None = None
         self._start: tuple[float, int] | None = None  # (loop time, first recv_ns)
 
@@ -147,6 +161,7 @@ class RawReplayTransport:
         meta, self._records = read(self.path)
         recorded = meta.get("source")
         if recorded != self.source:
+            self._records.close()
             raise SourceError(
                 f"{self.path} was recorded from source {recorded!r}; "
                 f"replay it with --source {recorded}"
@@ -177,8 +192,8 @@ class RawReplayTransport:
             if due <= now:
                 out.append(item)
                 continue
+            self._next = item
             if out or due > deadline:
-                self._next = item
                 if not out:
                     await asyncio.sleep(max(0.0, deadline - now))
                 return out
@@ -189,6 +204,4 @@ class RawReplayTransport:
 
     async def close(self) -> None:
         if self._records is not None:
-            close = getattr(self._records, "close", None)
-            if close is not None:
-                close()
+            self._records.close()

@@ -25,8 +25,8 @@ class Game:
     """How a game's feed arrives and which decoder reads it."""
 
     name: str
-    decoder: str
-    """``module:Class`` under ``pitwire.sources``, imported on use."""
+    decoder: str | Callable[..., Decoder]
+    """``module:Class`` under ``pitwire.sources`` (imported on use), or a factory."""
     kind: Literal["udp", "udp-client", "shm"]
     """udp: pitwire listens where the game sends; udp-client: pitwire asks the game
     (handshake) and listens for the answers; shm: pitwire polls the game's memory maps."""
@@ -41,6 +41,8 @@ class Game:
     """Part of ``--source auto``."""
 
     def make_decoder(self, **kwargs: Any) -> Decoder:
+        if callable(self.decoder):
+            return self.decoder(**kwargs)
         module, _, cls = self.decoder.partition(":")
         decoder_type = getattr(importlib.import_module(f"pitwire.sources.{module}"), cls)
         decoder: Decoder = decoder_type(**kwargs)

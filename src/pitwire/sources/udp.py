@@ -83,12 +83,14 @@ class UdpTransport:
 
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
+        self._check_forward(self.port)
+        sock = socket.socket(
+            socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_DGRAM
+        )
         try:
-            sock = socket.socket(
-                socket.AF_INET6 if ":" in self.host else socket.AF_INET, socket.SOCK_DGRAM
-            )
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
             sock.bind((self.host, self.port))
+            self._check_forward(sock.getsockname()[1])
         except OSError as exc:
             sock.close()
             raise SourceError(
@@ -96,17 +98,21 @@ class UdpTransport:
                 "Another program may be using the port: stop it, choose another --port, or "
                 "let pitwire take the port and pass the feed on with --forward HOST:PORT"
             ) from None
+        except SourceError:
+            sock.close()
+            raise
         self.port = sock.getsockname()[1]
         self.describe = f"udp {self.host}:{self.port}"
-        own = {("127.0.0.1", self.port), ("localhost", self.port), (self.host, self.port)}
+        transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self), sock=sock)
+        self._transport = transport
+
+    def _check_forward(self, port: int) -> None:
+        own = {("127.0.0.1", port), ("localhost", port), (self.host, port)}
         for target in self.forward:
-            if target in own:
-                sock.close()
+            if port and target in own:
                 raise SourceError(
                     f"--forward {target[0]}:{target[1]} is pitwire's own port: that would loop"
                 )
-        transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self), sock=sock)
-        self._transport = transport
 
     def _arrived(self, data: bytes, addr: Address) -> None:
         recv_ns = time.time_ns()
