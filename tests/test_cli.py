@@ -109,3 +109,38 @@ def test_out_of_range_options_exit_2(args):
     code, out = run(*args)
     assert code == 2
     assert "Invalid value" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--source", "f1", "--forward", "nowhere"], "is not host:port"),
+        (["--source", "f1", "--forward", "127.0.0.1:99999"], "outside 1-65535"),
+        (["--source", "forza", "--ibt", "x.ibt"], "--ibt reads iRacing files"),
+        (["--source", "f1", "--outsim-opts", "ff"], "--outsim-opts is for --source outgauge"),
+        (["--source", "outgauge", "--outsim-opts", "zz"], "'zz' is not a hex number"),
+        (["--source", "sim", "--record-raw", "x.pwraw"], "needs a game source"),
+        (["--source", "f1", "--record-raw", "a", "--replay-raw", "b"], "cannot be combined"),
+        (["--source", "auto", "--replay-raw", "b"], "use --source NAME"),
+    ],
+)
+def test_agent_capture_options_are_checked_before_anything_starts(args, needle):
+    """Contradictory or malformed capture options exit 2 with a message naming the problem."""
+    code, out = run("agent", *args)
+    assert code == 2
+    assert needle in out
+
+
+def test_agent_replay_of_a_missing_capture_exits_2(tmp_path):
+    """--replay-raw of a file that does not exist ends with a clear error, not a traceback."""
+    code, out = run(
+        "agent",
+        "--source",
+        "f1",
+        "--replay-raw",
+        str(tmp_path / "none.pwraw"),
+        "--server",
+        "ws://127.0.0.1:9",
+    )
+    assert code == 2
+    assert "cannot read the raw capture" in out
