@@ -87,6 +87,9 @@ class DecoderSource:
             await self.close()
 
     async def close(self) -> None:
+        dismiss = getattr(self.decoder, "dismiss", None)
+        if dismiss is not None:  # a subscription the game keeps (AC remote telemetry)
+            self.transport.send(dismiss())
         await self.transport.close()
         if self._writer is not None:
             self._writer.close()

@@ -1,0 +1,59 @@
+import pytest
+
+from pitwire.model.channels import STANDARD
+from pitwire.sources.base import SourceError
+from pitwire.sources.live import DecoderSource
+from pitwire.sources.registry import GAMES, SOURCE_NAMES, CaptureOptions, make_source
+from pitwire.sources.shm import MapTransport
+from pitwire.sources.udp import UdpTransport
+
+
+@pytest.mark.parametrize("name", sorted(GAMES))
+def test_every_game_has_a_decoder_and_a_manifest_mapping_standard_channels(name: str) -> None:
+    """Each registered game builds its decoder, named after it, whose manifest maps at least
+    speed, rpm and gear into the standard channels with the standard units."""
+    decoder = GAMES[name].make_decoder()
+    assert decoder.name == name
+    channels = decoder.manifest.channels
+    for std in ("speed", "rpm", "gear"):
+        mapped, standard = channels[std], STANDARD[std]
+        assert (mapped.unit, mapped.resolution, mapped.lo, mapped.hi) == (
+            standard.unit,
+            standard.resolution,
+            standard.lo,
+            standard.hi,
+        )
+
+
+@pytest.mark.parametrize("name", sorted(GAMES))
+def test_make_source_puts_each_game_on_its_transport(name: str) -> None:
+    """UDP games get a UDP transport on their default port, map games a map poller."""
+    source = make_source(name, capture=CaptureOptions())
+    assert isinstance(source, DecoderSource)
+    game = GAMES[name]
+    if game.kind == "shm":
+        assert isinstance(source.transport, MapTransport)
+    else:
+        assert isinstance(source.transport, UdpTransport)
+        if game.kind == "udp":
+            assert source.transport.port == game.port
+        else:
+            assert source.transport.game == ("127.0.0.1", game.port)
+
+
+def test_options_reach_the_transport() -> None:
+    """--bind, --port and --forward configure the UDP transport."""
+    source = make_source(
+        "f1", capture=CaptureOptions(bind="127.0.0.1", port=20999, forward=[("10.0.0.2", 20777)])
+    )
+    assert isinstance(source, DecoderSource)
+    t = source.transport
+    assert isinstance(t, UdpTransport)
+    assert (t.host, t.port, t.forward) == ("127.0.0.1", 20999, [("10.0.0.2", 20777)])
+
+
+def test_unknown_sources_are_named() -> None:
+    """An unknown source name lists every known one."""
+    with pytest.raises(SourceError, match="known sources: sim, f1") as info:
+        make_source("gran-turismo")
+    assert all(name in str(info.value) for name in SOURCE_NAMES)
