@@ -134,3 +134,20 @@ async def test_closing_the_iterator_closes_the_transport() -> None:
     await asyncio.sleep(0.01)
     await again.open()
     await again.close()
+
+
+async def test_closing_dismisses_a_game_subscription(game: UdpPeer) -> None:
+    """A decoder with dismiss() (AC remote telemetry) has it sent to the game on close."""
+
+    class Subscribed(TextDecoder):
+        def dismiss(self) -> bytes:
+            return b"BYE"
+
+    transport = UdpTransport(host="127.0.0.1", port=0, game=("127.0.0.1", game.port))
+    source = DecoderSource(Subscribed(hello=b"HI"), transport)
+    task = asyncio.create_task(_collect(source, lambda items: _frames(items) >= 1))
+    port = await _started(source)
+    game.send(b"car 1 1", port)
+    await task
+    await game.wait_for(2)
+    assert [d for d, _ in game.got] == [b"HI", b"BYE"]
