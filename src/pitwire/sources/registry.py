@@ -57,10 +57,12 @@ _KUNOS_HINT = (
 
 def _kunos_pages(physics: int, graphics: int, static: int) -> tuple[Page, ...]:
     # Mapped at least 1 KiB: readers disagree on the static page's size (formats.md A.3).
+    # Static first, then graphics, then physics: a physics frame decodes with what the
+    # other pages said in the same tick.
     return (
-        Page("physics", "Local\\acpmf_physics", max(physics, 1024)),
-        Page("graphics", "Local\\acpmf_graphics", max(graphics, 2048)),
         Page("static", "Local\\acpmf_static", max(static, 1024)),
+        Page("graphics", "Local\\acpmf_graphics", max(graphics, 1024)),
+        Page("physics", "Local\\acpmf_physics", max(physics, 1024)),
     )
 
 
@@ -124,7 +126,7 @@ GAMES: dict[str, Game] = {
             "shm",
             "iRacing live memory map (or an .ibt file with --ibt)",
             hint="Is iRacing running and in the car? Elsewhere pass --map-file.",
-            pages=(Page("map", "Local\\IRSDKMemMapFileName", 1024 * 1024),),
+            pages=(Page("map", "Local\\IRSDKMemMapFileName", 780 * 1024),),  # irsdk_defines.h
             reader="snapshot",
             auto=sys.platform == "win32",
         ),
@@ -186,7 +188,13 @@ def make_game_source(name: str, opts: CaptureOptions) -> Source:
     from pitwire.sources.live import DecoderSource
 
     game = GAMES[name]
-    decoder = game.make_decoder(**opts.decoder_options)
+    options = dict(opts.decoder_options)
+    ibt = options.pop("ibt", None)
+    if ibt is not None:
+        from pitwire.sources.ibtsource import IbtSource
+
+        return IbtSource(ibt, speed=opts.replay_speed)
+    decoder = game.make_decoder(**options)
     transport = make_transport(game, decoder, opts)
     return DecoderSource(decoder, transport, record=opts.record_raw)
 
