@@ -197,3 +197,30 @@ async def test_forza_capture_over_real_udp_reaches_a_viewer_with_the_same_values
     for (speed, rpm, gear, pos), (e_speed, e_rpm, e_gear, e_pos) in zip(got, expected, strict=True):
         assert abs(speed - e_speed) <= 0.01 and abs(rpm - e_rpm) <= 0.5
         assert (gear, pos) == (e_gear, e_pos)
+
+
+async def test_an_f1_capture_replayed_becomes_one_session_of_named_cars(server, tmp_path):
+    """A raw capture of real F1 22 datagrams, replayed with --replay-raw through the agent,
+    is stored as one session at its track with a stream per car named after its driver."""
+    from pitwire.sources.base import Received
+    from pitwire.sources.rawcapture import RawWriter
+    from pitwire.sources.registry import CaptureOptions, make_source
+    from support import fixture
+
+    capture = tmp_path / "jeddah.pwraw"
+    writer = RawWriter(capture, source="f1")
+    for i, line in enumerate(fixture("f1-udp/2022.jsonl").read_text().splitlines()):
+        message = json.loads(line)["message"]
+        data = bytes(message["data"] if isinstance(message, dict) else message)
+        writer.write(Received(data, 1_650_000_000_000_000_000 + i * 1_000_000))
+    writer.close()
+    source = make_source("f1", capture=CaptureOptions(replay_raw=capture, replay_speed=0))
+    report = await Agent(source, server=server.ws, session="jeddah").run()
+    assert report.sessions == ["jeddah"] and report.unacked == 0
+    await server.app.state.persistence.flush()
+    stored = await server.store.get_session(SessionId("jeddah"))
+    assert stored.info.track == "Jeddah" and stored.info.source == "f1"
+    drivers = {s.info.stream_id: s.info.driver for s in stored.streams}
+    assert len(drivers) == 20 and drivers["car-0"] == "RICCIARDO"
+    assert all(drivers.values())
+    assert sum(s.frames for s in stored.streams) == report.frames_sent == 20

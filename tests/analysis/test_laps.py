@@ -41,6 +41,10 @@ def laps_batch(
         ([1, 1, 2], 0.0, [0, 2]),
         ([3, 0, 0], 3.0, [1]),
         ([1, 2, 3], None, [1, 2]),
+        ([np.nan, np.nan, 1, 1], None, [2]),  # NaN: lap not known yet, one run of its own
+        ([np.nan, np.nan], np.nan, []),
+        ([np.nan, 1], 1.0, [0, 1]),
+        ([2, np.nan, 2], 2.0, [1, 2]),
     ],
 )
 def test_lap_cuts(laps, previous, cuts):
@@ -65,6 +69,14 @@ def test_tracker_returns_each_lap_when_the_next_starts():
         ),
     ]
     assert tracker.lap == 2
+
+
+def test_frames_of_an_unknown_lap_belong_to_no_lap():
+    """NaN laps (a game that has not sent lap data yet) neither start nor end a lap."""
+    tracker = LapTracker("car-1")
+    done = tracker.feed(laps_batch([np.nan, np.nan, 0, 0, 1]))  # type: ignore[list-item]
+    assert [(lap.lap, lap.frames, lap.t0_ns) for lap in done] == [(0, 2, T0 + 2 * S)]
+    assert tracker.lap == 1
 
 
 def test_lap_time_without_a_lap_time_channel_is_start_to_next_start():

@@ -86,3 +86,19 @@ def test_session_start_forgets_streams_and_passes_sends_and_notices() -> None:
     assert items[2] == SessionChange("uid-2", "Monza")
     assert isinstance(items[3], StreamUpdate)
     assert f.sends == [b"hi"] and f.notices == ["paused"] and f.samples == 2
+
+
+def test_the_same_session_again_only_updates_the_track() -> None:
+    """A SessionStarted with the current key (its track became known) keeps the streams."""
+    f = Framer(MANIFEST)
+    f.add([SessionStarted("uid-1"), _sample("car", 1, Speed=1.0)])
+    f.add([SessionStarted("uid-1", track="Monza"), _sample("car", 2, Speed=1.0)])
+    items = f.drain()
+    assert [type(i).__name__ if not isinstance(i, tuple) else "batch" for i in items] == [
+        "SessionChange",
+        "StreamUpdate",
+        "batch",
+        "SessionChange",
+        "batch",
+    ]
+    assert items[3] == SessionChange("uid-1", "Monza")

@@ -151,3 +151,27 @@ async def test_closing_dismisses_a_game_subscription(game: UdpPeer) -> None:
     await task
     await game.wait_for(2)
     assert [d for d, _ in game.got] == [b"HI", b"BYE"]
+
+
+async def test_a_decoder_bug_is_logged_and_capture_goes_on(
+    game: UdpPeer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An unexpected exception in a decoder is logged with its traceback; later datagrams
+    still decode."""
+
+    class Buggy(TextDecoder):
+        def feed(self, data: bytes, recv_ns: int, tag: str = ""):  # type: ignore[no-untyped-def]
+            if data == b"boom":
+                raise ZeroDivisionError("bug")
+            return super().feed(data, recv_ns, tag)
+
+    source = DecoderSource(Buggy(), UdpTransport(host="127.0.0.1", port=0))
+    task = asyncio.create_task(_collect(source, lambda items: _frames(items) >= 1))
+    port = await _started(source)
+    with caplog.at_level(logging.ERROR):
+        game.send(b"boom", port)
+        await asyncio.sleep(0.05)
+        game.send(b"car 1 1", port)
+        await task
+    assert "decoder error (please report it)" in caplog.text and "ZeroDivisionError" in caplog.text
+    assert source.bad == 1

@@ -63,7 +63,7 @@ class AgentCore:
         self._add(st, batch.slice(start, batch.n) if start else batch, now_ns)
         if laps is not None:
             st.last_lap = float(laps[-1])
-            st.lap = int(laps[-1])
+            st.lap = int(laps[-1]) if laps[-1] == laps[-1] else None  # NaN: not known
         if self.batch_ns <= 0 or now_ns - st.pending_since >= self.batch_ns:
             ready.extend(self._take(stream, st))
         return ready

@@ -20,8 +20,11 @@ def lap_cuts(laps: np.ndarray | None, previous: float | None) -> list[int]:
     the frame before it (``previous``, None when unknown)."""
     if laps is None or len(laps) == 0:
         return []
-    cuts: list[int] = (np.flatnonzero(np.diff(laps)) + 1).tolist()
-    if previous is not None and laps[0] != previous:
+    # NaN (lap not known yet) is a value of its own: NaN to NaN is no change.
+    unknown = np.isnan(laps)
+    changed = (laps[1:] != laps[:-1]) & ~(unknown[1:] & unknown[:-1])
+    cuts: list[int] = (np.flatnonzero(changed) + 1).tolist()
+    if previous is not None and laps[0] != previous and not (unknown[0] and previous != previous):
         cuts.insert(0, 0)
     return cuts
 
@@ -83,6 +86,8 @@ class LapTracker:
         done: list[LapInfo] = []
         starts = [0, *[c for c in lap_cuts(laps, self._lap) if c > 0], batch.n]
         for a, b in pairwise(starts):
+            if np.isnan(laps[a]):
+                continue  # frames whose lap is not known (yet) belong to no lap
             lap = int(laps[a])
             if self._lap is not None and lap != self._lap:
                 done.append(self._finish(self._lap, int(batch.t_ns[a])))

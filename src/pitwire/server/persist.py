@@ -192,4 +192,4 @@ class Persistence:
 
 def _lap_of(batch: FrameBatch) -> int | None:
     lap = batch.columns.get("lap")
-    return int(lap[0]) if lap is not None and batch.n else None
+    return int(lap[0]) if lap is not None and batch.n and lap[0] == lap[0] else None

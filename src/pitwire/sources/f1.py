@@ -268,6 +268,7 @@ class F1Decoder:
         self.manifest = load_builtin("f1") if manifest is None else manifest
         self._state = np.full((NUM_CARS, len(RAW_FIELDS)), np.nan)
         self._uid = 0
+        self._track = ""
         self._num_active: int | None = None
         self._seen: dict[int, tuple[str, str]] = {}
         self._restricted_noted = False
@@ -321,6 +322,10 @@ class F1Decoder:
                 events += self._samples(cars, recv_ns)
         elif pid == 1:
             self._session(layout, data)
+            track = track_name(int(np.frombuffer(data, layout, 1)[0]["m_trackId"]))
+            if track and track != self._track:  # the session's track became known
+                self._track = track
+                events.append(SessionStarted(key=str(self._uid), track=track))
         elif pid == 3:
             self._event(layout, data)
         elif pid == 4:
@@ -342,6 +347,7 @@ class F1Decoder:
         track = ""
         if pid == 1:
             track = track_name(int(np.frombuffer(data, LAYOUTS[fmt][1], 1)[0]["m_trackId"]))
+        self._track = track
         events.append(SessionStarted(key=str(uid), track=track))
 
     def _samples(self, telemetry: np.ndarray[Any, Any], recv_ns: int) -> list[DecoderEvent]:

@@ -42,6 +42,7 @@ class Framer:
         self._raw = manifest.raw_fields
         self._streams: dict[str, StreamInfo] = {}
         self._rows: dict[str, list[Sample]] = {}
+        self._session: str | None = None
         self._items: list[SourceItem] = []
         self.notices: list[str] = []
         self.sends: list[bytes] = []
@@ -66,7 +67,9 @@ class Framer:
                         self._announce(ev.stream, ev.driver, ev.car)
                 case SessionStarted():
                     self._flush()
-                    self._streams.clear()
+                    if ev.key != self._session:  # else only the track became known
+                        self._streams.clear()
+                        self._session = ev.key
                     self._items.append(SessionChange(key=ev.key, track=ev.track))
                 case Send():
                     self.sends.append(ev.data)

@@ -108,7 +108,9 @@ class DecoderSource:
                 self._writer.write(item)
             try:
                 events = self.decoder.feed(item.data, item.recv_ns, item.tag)
-            except DecodeError as exc:
+            except Exception as exc:  # a decoder bug must not end a capture either
+                if not isinstance(exc, DecodeError):
+                    log.exception("%s: decoder error (please report it)", self.decoder.name)
                 self.bad += 1
                 if now - self._last_report >= self.report_s:
                     self._last_report = now
