@@ -30,8 +30,19 @@ def server_process(*args: str) -> Iterator[str]:
     """``pitwire serve`` on a free port with a fresh SQLite store; yields its base URL."""
     with tempfile.TemporaryDirectory() as tmp:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pitwire", "serve", "--port", "0", "--db",
-             f"sqlite:///{tmp}/bench.db", "--log-level", "warning", *args],
+            [
+                sys.executable,
+                "-m",
+                "pitwire",
+                "serve",
+                "--port",
+                "0",
+                "--db",
+                f"sqlite:///{tmp}/bench.db",
+                "--log-level",
+                "warning",
+                *args,
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             text=True,
@@ -58,17 +69,38 @@ def server_process(*args: str) -> Iterator[str]:
                 proc.kill()
 
 
-def agent_process(url: str, session: str, cars: int, rate: float, duration: float) -> subprocess.Popen[bytes]:
+def agent_process(
+    url: str, session: str, cars: int, rate: float, duration: float
+) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "pitwire", "agent", "--source", "sim", "--cars", str(cars),
-         "--rate", str(rate), "--duration", str(duration), "--server", "ws" + url[4:],
-         "--session", session, "--log-level", "error"],
+        [
+            sys.executable,
+            "-m",
+            "pitwire",
+            "agent",
+            "--source",
+            "sim",
+            "--cars",
+            str(cars),
+            "--rate",
+            str(rate),
+            "--duration",
+            str(duration),
+            "--server",
+            "ws" + url[4:],
+            "--session",
+            session,
+            "--log-level",
+            "error",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
 
 
-async def raw_ws(url: str, path: str, protocol: str = "pitwire.v1") -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def raw_ws(
+    url: str, path: str, protocol: str = "pitwire.v1"
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """Open a WebSocket by hand (for readers that only count bytes, at almost no CPU)."""
     host, port = url.split("//", 1)[1].split(":")
     reader, writer = await asyncio.open_connection(host, int(port))
@@ -88,7 +120,9 @@ def ws_text_frame(text: str) -> bytes:
     """A masked client text frame (mask of zeros: allowed, and the payload stays readable)."""
     data = text.encode()
     n = len(data)
-    head = bytes([0x81]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2, "big"))
+    head = bytes([0x81]) + (
+        bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + n.to_bytes(2, "big")
+    )
     return head + b"\0\0\0\0" + data
 
 
@@ -100,7 +134,11 @@ def rss_of(pid: int) -> int:
 def percentiles(values: list[float], ps: tuple[float, ...] = (50, 99)) -> list[float]:
     import numpy as np
 
-    return [float(x) for x in np.percentile(np.asarray(values), ps)] if values else [float("nan")] * len(ps)
+    return (
+        [float(x) for x in np.percentile(np.asarray(values), ps)]
+        if values
+        else [float("nan")] * len(ps)
+    )
 
 
 def repo() -> Path:

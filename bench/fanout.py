@@ -36,7 +36,9 @@ async def one_run() -> dict[str, float]:
     peer = AgentPeer(session="fanout", streams=[("car-1", channels, "", "")])
     with server_process() as url:
         ws_url = "ws" + url[4:]
-        async with connect(f"{ws_url}/ws/ingest", subprotocols=["pitwire.v1"], compression=None) as agent:  # type: ignore[list-item]
+        async with connect(
+            f"{ws_url}/ws/ingest", subprotocols=["pitwire.v1"], compression=None
+        ) as agent:  # type: ignore[list-item]
             peer.connection_made()
             for item in peer.outgoing():
                 await agent.send(item)
@@ -82,8 +84,16 @@ async def one_run() -> dict[str, float]:
 def main() -> None:
     runs = [asyncio.run(one_run()) for _ in range(RUNS)]
     med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-    emit("fanout_sends_per_s", med["sends_per_s"], "sends/s", target=">= 100000",
-         viewers=VIEWERS, messages_in=med["messages_in"], dropped=med["dropped"], runs=RUNS)
+    emit(
+        "fanout_sends_per_s",
+        med["sends_per_s"],
+        "sends/s",
+        target=">= 100000",
+        viewers=VIEWERS,
+        messages_in=med["messages_in"],
+        dropped=med["dropped"],
+        runs=RUNS,
+    )
 
 
 if __name__ == "__main__":

@@ -43,7 +43,9 @@ async def binary_run(batches: list[tuple[str, object]]) -> float:
     total = sum(b.n for _, b in batches)  # type: ignore[attr-defined]
     with server_process() as url:
         async with connect(
-            f"ws{url[4:]}/ws/ingest", subprotocols=["pitwire.v1"], compression=None  # type: ignore[list-item]
+            f"ws{url[4:]}/ws/ingest",
+            subprotocols=["pitwire.v1"],
+            compression=None,  # type: ignore[list-item]
         ) as ws:
             peer.connection_made()
             for item in peer.outgoing():
@@ -61,14 +63,26 @@ async def binary_run(batches: list[tuple[str, object]]) -> float:
 
 
 async def json_run() -> float:
-    frame = {"packetId": 0, "gas": 0.5, "brake": 0.0, "fuel": 40.0, "gear": 3, "rpms": 7000,
-             "steerAngle": 0.1, "speedKmh": 150.0}
-    bodies = [json.dumps([{**frame, "packetId": i * 100 + j} for j in range(100)]) for i in range(200)]
+    frame = {
+        "packetId": 0,
+        "gas": 0.5,
+        "brake": 0.0,
+        "fuel": 40.0,
+        "gear": 3,
+        "rpms": 7000,
+        "steerAngle": 0.1,
+        "speedKmh": 150.0,
+    }
+    bodies = [
+        json.dumps([{**frame, "packetId": i * 100 + j} for j in range(100)]) for i in range(200)
+    ]
     with server_process() as url:
         async with httpx.AsyncClient(base_url=url, timeout=30) as http:
             start = time.perf_counter()
             for body in bodies:
-                r = await http.post("/ingest", params={"session_id": "json", "lap": 1}, content=body)
+                r = await http.post(
+                    "/ingest", params={"session_id": "json", "lap": 1}, content=body
+                )
                 r.raise_for_status()
             return 100 * len(bodies) / (time.perf_counter() - start)
 
@@ -76,12 +90,27 @@ async def json_run() -> float:
 def main() -> None:
     batches = sim_batches()
     binary = statistics.median(asyncio.run(binary_run(batches)) for _ in range(RUNS))
-    emit("ingest_binary_frames_per_s", binary, "frames/s", target=">= 50000", store="sqlite",
-         channels=len(SIM_CHANNELS), frames_per_message=FRAMES_PER_BATCH, runs=RUNS,
-         until="last frame acked as stored")
+    emit(
+        "ingest_binary_frames_per_s",
+        binary,
+        "frames/s",
+        target=">= 50000",
+        store="sqlite",
+        channels=len(SIM_CHANNELS),
+        frames_per_message=FRAMES_PER_BATCH,
+        runs=RUNS,
+        until="last frame acked as stored",
+    )
     js = statistics.median(asyncio.run(json_run()) for _ in range(RUNS))
-    emit("ingest_json_frames_per_s", js, "frames/s", store="sqlite", frames_per_request=100,
-         runs=RUNS, sequential_requests=True)
+    emit(
+        "ingest_json_frames_per_s",
+        js,
+        "frames/s",
+        store="sqlite",
+        frames_per_request=100,
+        runs=RUNS,
+        sequential_requests=True,
+    )
 
 
 if __name__ == "__main__":

@@ -38,12 +38,16 @@ async def one_run() -> dict[str, float]:
         agent = agent_process(url, session, CARS, RATE, SECONDS + 6)
         async with httpx.AsyncClient(base_url=url) as http:
             for _ in range(100):  # wait for the session to exist
-                if any(s["session_id"] == session for s in (await http.get("/api/sessions")).json()):
+                if any(
+                    s["session_id"] == session for s in (await http.get("/api/sessions")).json()
+                ):
                     break
                 await asyncio.sleep(0.1)
             lat: list[float] = []
             stop = asyncio.Event()
-            tasks = [asyncio.create_task(viewer(ws_url, session, lat, stop)) for _ in range(VIEWERS)]
+            tasks = [
+                asyncio.create_task(viewer(ws_url, session, lat, stop)) for _ in range(VIEWERS)
+            ]
             await asyncio.sleep(2)  # warm up
             lat.clear()
             await http.post("/api/stats/reset")

@@ -35,6 +35,14 @@ class FrameBatch:
         self.t_ns = t_ns
         self.columns: dict[str, Column] = dict(columns)
 
+    @classmethod
+    def trusted(cls, t_ns: TimeArray, columns: dict[str, Column]) -> FrameBatch:
+        """A batch of arrays the caller built with the right shapes (no checks: hot paths)."""
+        batch = cls.__new__(cls)
+        batch.t_ns = t_ns
+        batch.columns = columns
+        return batch
+
     @property
     def n(self) -> int:
         return len(self.t_ns)

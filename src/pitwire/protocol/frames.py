@@ -34,7 +34,7 @@ HEADER = struct.Struct("<BBHIQqII")
 HEADER_SIZE = HEADER.size  # 32
 SEQ_FIELD = struct.Struct("<Q")  # at offset 8
 _DESC = np.dtype([("channel", "<u2"), ("dtype", "u1"), ("pad", "u1")])
-_DTYPE_CODES = {np.dtype("<f4"): 1, np.dtype("<f8"): 2}
+_DTYPE_CODES = {np.dtype("<f4"): 1, np.dtype("<f8"): 2, np.dtype(">f4"): 1, np.dtype(">f8"): 2}
 _CODE_DTYPES: dict[int, np.dtype[Any]] = {1: np.dtype("<f4"), 2: np.dtype("<f8")}
 MAX_FRAMES = 1 << 20
 MAX_COLUMNS = 4096
@@ -113,29 +113,44 @@ def serialize(
         raise FrameError(f"frame too large: {n} frames x {len(columns)} columns")
     t0 = int(t_ns[0]) if n else 0
     parts: list[bytes] = [HEADER.pack(OP_DATA, 0, len(columns), group, seq, t0, n, epoch)]
-    desc = np.zeros(len(columns), _DESC)
-    seen: set[int] = set()
-    for i, (cid, values) in enumerate(columns):
-        if not 0 <= cid < 1 << 16:
-            raise FrameError(f"channel id {cid} out of u16 range")
-        if cid in seen:
-            raise FrameError(f"channel {cid} appears twice")
-        seen.add(cid)
-        code = _DTYPE_CODES.get(values.dtype.newbyteorder("<"))
-        if code is None:
+    cids = [cid for cid, _ in columns]
+    if cids and not (min(cids) >= 0 and max(cids) < 1 << 16):
+        bad = next(c for c in cids if not 0 <= c < 1 << 16)
+        raise FrameError(f"channel id {bad} out of u16 range")
+    if len(set(cids)) != len(cids):
+        seen: set[int] = set()
+        twice = next(c for c in cids if c in seen or seen.add(c))  # type: ignore[func-returns-value]
+        raise FrameError(f"channel {twice} appears twice")
+    codes = [_DTYPE_CODES.get(values.dtype, 0) for _, values in columns]
+    for (cid, values), code in zip(columns, codes, strict=True):
+        if not code:
             raise FrameError(f"channel {cid}: dtype {values.dtype} is not float32/float64")
         if len(values) != n:
             raise FrameError(f"channel {cid}: {len(values)} values for {n} frames")
-        desc[i] = (cid, code, 0)
+    desc = np.zeros(len(columns), _DESC)
+    desc["channel"] = cids
+    desc["dtype"] = codes
     desc_bytes = desc.tobytes()
     parts.append(desc_bytes + bytes(_pad8(len(desc_bytes)) - len(desc_bytes)))
     offsets = (np.asarray(t_ns, np.int64) - t0).astype("<f8") / 1e9
     parts.append(offsets.tobytes())
-    for _, values in columns:
-        raw = values.astype(values.dtype.newbyteorder("<"), copy=False).tobytes()
-        parts.append(raw)
-        if len(raw) & 7:
-            parts.append(bytes(_pad8(len(raw)) - len(raw)))
+    # Runs of columns of one dtype go out as one padded block: one copy, not one per column.
+    start = 0
+    while start < len(columns):
+        code = codes[start]
+        stop = start + 1
+        while stop < len(columns) and codes[stop] == code:
+            stop += 1
+        dt = _CODE_DTYPES[code]
+        width = _pad8(n * dt.itemsize) // dt.itemsize
+        run = [values for _, values in columns[start:stop]]
+        if width == n:  # no padding needed: the run is one (columns x frames) array
+            parts.append(np.asarray(run, dtype=dt).tobytes())
+        else:
+            block = np.zeros((stop - start, width), dt)
+            block[:, :n] = run
+            parts.append(block.tobytes())
+        start = stop
     return b"".join(parts)
 
 

@@ -10,6 +10,7 @@ cheap).
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Iterable
 
 import numpy as np
@@ -40,6 +41,8 @@ class Framer:
     def __init__(self, manifest: Manifest) -> None:
         self.manifest = manifest
         self._raw = manifest.raw_fields
+        getter = operator.itemgetter(*self._raw) if self._raw else (lambda _: ())
+        self._get = getter if len(self._raw) != 1 else (lambda v: (getter(v),))
         self._streams: dict[str, StreamInfo] = {}
         self._rows: dict[str, list[Sample]] = {}
         self._session: str | None = None
@@ -95,12 +98,14 @@ class Framer:
         rows = [s for batch in self._rows.values() for s in batch]
         self._rows.clear()
         n = len(rows)
-        nan = math.nan
-        raw = {
-            name: np.fromiter((s.values.get(name, nan) for s in rows), np.float64, n)
-            for name in self._raw
-        }
-        columns = self.manifest.apply(raw)
+        try:  # the usual case: every sample carries every raw field
+            matrix = np.array([self._get(s.values) for s in rows], dtype=np.float64)
+        except KeyError:
+            nan = math.nan
+            matrix = np.array(
+                [[s.values.get(name, nan) for name in self._raw] for s in rows], dtype=np.float64
+            )
+        columns = self.manifest.apply_matrix(matrix.reshape(n, len(self._raw)))
         t_ns = np.fromiter((s.t_ns for s in rows), np.int64, n)
         start = 0
         while start < n:
@@ -108,8 +113,9 @@ class Framer:
             stop = start + 1
             while stop < n and rows[stop].stream == stream:
                 stop += 1
-            batch = FrameBatch(
-                t_ns[start:stop].copy(), {k: c[start:stop].copy() for k, c in columns.items()}
+            # Views of this flush's arrays: nothing else holds them, so batches own them.
+            batch = FrameBatch.trusted(
+                t_ns[start:stop], {k: c[start:stop] for k, c in columns.items()}
             )
             self._items.append((StreamId(stream), batch))
             start = stop
