@@ -328,3 +328,50 @@ def test_apply_rejects_raw_columns_that_do_not_fit(
     with pytest.raises(ManifestError) as info:
         load_builtin("seed").apply(raw)
     assert problem in str(info.value)
+
+
+def test_apply_matrix_gives_what_apply_gives():
+    """The matrix path (decoders) yields the same channel values and dtypes as apply()."""
+    import numpy as np
+
+    from pitwire.model.manifest import Manifest
+
+    m = Manifest.loads(
+        """
+        [source]
+        name = "t"
+        [[field]]
+        raw = "v"
+        channel = "speed"
+        scale = 3.6
+        [[field]]
+        raw = "g"
+        channel = "gear"
+        offset = -1
+        [[field]]
+        raw = "p"
+        channel = "packet_id"
+        unit = ""
+        dtype = "f8"
+        [[field]]
+        raw = "b"
+        channel = "brake"
+        [[derived]]
+        channel = "fast"
+        unit = ""
+        expr = "speed > 100"
+        """
+    )
+    rng = np.random.default_rng(5)
+    matrix = np.column_stack(
+        [rng.uniform(0, 90, 7), rng.integers(0, 8, 7), np.arange(7) + 2**40, [-0.0] * 7]
+    ).astype(np.float64)
+    by_matrix = m.apply_matrix(matrix)
+    by_columns = m.apply(
+        {"v": matrix[:, 0], "g": matrix[:, 1], "p": matrix[:, 2], "b": matrix[:, 3]}
+    )
+    assert list(by_matrix) == list(by_columns) == ["speed", "gear", "packet_id", "brake", "fast"]
+    for name in by_matrix:
+        assert by_matrix[name].dtype == by_columns[name].dtype
+        assert by_matrix[name].tobytes() == by_columns[name].tobytes(), name
+    assert np.signbit(by_matrix["brake"]).all()  # -0.0 pedals stay -0.0
