@@ -95,3 +95,34 @@ def test_the_iracing_source_with_ibt_reads_the_file(tmp_path) -> None:  # type: 
         "iracing", capture=CaptureOptions(replay_speed=0, decoder_options={"ibt": path})
     )
     assert isinstance(source, IbtSource) and source.speed == 0
+
+
+async def test_unreadable_session_info_still_plays_the_rows(tmp_path, caplog) -> None:  # type: ignore[no-untyped-def]
+    """Damaged session YAML costs the track and driver names, not the data."""
+    import logging
+
+    path = tmp_path / "odd.ibt"
+    rows = make_rows(30, seed=3)
+    path.write_bytes(build_ibt(VARS, rows, "DriverInfo: [1, 2\n  : :", start_date=START))
+    with caplog.at_level(logging.WARNING):
+        items = await _items(IbtSource(path, speed=0))
+    assert isinstance(items[0], SessionChange) and items[0].track == ""
+    assert isinstance(items[1], StreamUpdate) and items[1].info.driver == ""
+    assert sum(b.n for _, b in items[2:]) == 30
+    assert "no track or driver names" in caplog.text
+
+
+async def test_paced_batches_are_short_and_never_ahead_of_time(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """At 1x a 60 Hz file comes in ~0.1 s batches, each handed over once its last row is due."""
+    path = _write(tmp_path, make_rows(60, seed=6))
+    source = IbtSource(path, speed=1.0)
+    start = time.monotonic()
+    first_ns = None
+    sizes = []
+    async for item in source:
+        if isinstance(item, tuple):
+            batch = item[1]
+            first_ns = first_ns if first_ns is not None else int(batch.t_ns[0])
+            assert time.monotonic() - start >= (batch.t1_ns - first_ns) / 1e9 - 0.005
+            sizes.append(batch.n)
+    assert sizes == [6] * 10

@@ -115,3 +115,46 @@ def test_poll_rate_must_be_positive() -> None:
     """A zero poll rate is refused with a SourceError."""
     with pytest.raises(SourceError, match="poll rate"):
         MapTransport(PAGES, files=None, rate_hz=0)
+
+
+async def test_named_maps_are_opened_only_once_they_exist() -> None:
+    """Without files, pages are named maps: absent ones are waited for, never created."""
+    maps: dict[str, bytearray] = {}
+    released: list[str] = []
+
+    def opener(name: str):  # type: ignore[no-untyped-def]
+        if name not in maps:
+            return None
+        return memoryview(maps[name]), lambda: released.append(name)
+
+    t = MapTransport(PAGES, files=None, rate_hz=500, opener=opener)
+    await t.open()
+    assert await t.receive(0.05) == []
+    maps["Local\\acpmf_physics"] = bytearray(_page(5, 16))
+    got = await t.receive(0.5)
+    assert [(r.tag, r.data) for r in got] == [("physics", _page(5, 16))]
+    maps["Local\\acpmf_physics"][0] = 6  # the game writes in place
+    got = await t.receive(0.5)
+    assert [r.data[0] for r in got] == [6]
+    await t.close()
+    assert released == ["Local\\acpmf_physics"]
+
+
+async def test_an_unreadable_map_file_is_reported_once_and_polling_goes_on(
+    tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:  # type: ignore[no-untyped-def]
+    """A folder given as a page's file is a warning, not a crash; a good file later is read."""
+    import logging
+
+    bad = tmp_path / "dir"
+    bad.mkdir()
+    t = MapTransport(PAGES[:1], files={"physics": bad}, rate_hz=500)
+    await t.open()
+    with caplog.at_level(logging.WARNING):
+        assert await t.receive(0.05) == []
+        assert await t.receive(0.05) == []
+    assert caplog.text.count("cannot map") == 1
+    bad.rmdir()
+    bad.write_bytes(_page(9, 16))
+    assert [r.data for r in await t.receive(0.5)] == [_page(9, 16)]
+    await t.close()

@@ -157,13 +157,17 @@ class IbtFile:
             hint = f" (did you mean {', '.join(close)}?)" if close else ""
             raise KeyError(f"{self.path}: no variable {name!r}{hint}") from None
 
-    def columns(self, names: Iterable[str] | None = None) -> dict[str, np.ndarray[Any, Any]]:
-        """Each variable's values over every row (``Name[i]`` for one array element; arrays
-        by name are (rows, count)); all variables when ``names`` is None. Copies."""
+    def columns(
+        self, names: Iterable[str] | None = None, start: int = 0, stop: int | None = None
+    ) -> dict[str, np.ndarray[Any, Any]]:
+        """Each variable's values over rows ``start:stop`` (every row by default; ``Name[i]``
+        for one array element; arrays by name are (rows, count)); all variables when
+        ``names`` is None. Copies."""
+        rows = self._rows[start:stop]
         out: dict[str, np.ndarray[Any, Any]] = {}
         for name in self._by_name if names is None else names:
             if name == "LapCompleted" and name not in self._by_name and "Lap" in self._by_name:
-                out[name] = np.maximum(np.asarray(self._rows["Lap"]) - 1, 0)
+                out[name] = np.maximum(np.asarray(rows["Lap"]) - 1, 0)
                 continue
             base, _, rest = name.partition("[")
             var = self.var(base)
@@ -171,41 +175,58 @@ class IbtFile:
                 index = int(rest.rstrip("]"))
                 if not 0 <= index < var.count:
                     raise KeyError(f"{self.path}: {base} has {var.count} elements, not {index + 1}")
-                out[name] = np.array(self._rows[base][:, index])
+                out[name] = np.array(rows[base][:, index])
             else:
-                out[name] = np.array(self._rows[name])
+                out[name] = np.array(rows[name])
         return out
 
-    def time_ns(self) -> np.ndarray[Any, np.dtype[np.int64]]:
-        """Each row's time [ns since epoch]: start date + SessionTime since the start."""
+    def time_ns(
+        self, start: int = 0, stop: int | None = None
+    ) -> np.ndarray[Any, np.dtype[np.int64]]:
+        """Rows ``start:stop``'s times [ns since epoch]: start date + SessionTime since the
+        start."""
         if "SessionTime" in self._by_name:
-            since = np.asarray(self._rows["SessionTime"], dtype=np.float64) - self.start_time
+            seconds = np.asarray(self._rows["SessionTime"][start:stop], dtype=np.float64)
+            since = seconds - self.start_time
         else:
-            since = np.arange(len(self), dtype=np.float64) / max(self.tick_rate, 1)
+            since = np.arange(len(self), dtype=np.float64)[start:stop] / max(self.tick_rate, 1)
         return self.start_ns + np.round(since * 1e9).astype(np.int64)
 
-    def raw(self, names: Sequence[str]) -> dict[str, np.ndarray[Any, Any]]:
-        """``names`` as float64 columns; a name the file lacks is all NaN."""
+    def raw(
+        self, names: Sequence[str], start: int = 0, stop: int | None = None
+    ) -> dict[str, np.ndarray[Any, Any]]:
+        """``names`` as float64 columns of rows ``start:stop``; a name the file lacks is NaN."""
+        n = len(range(*slice(start, stop).indices(len(self))))
         out: dict[str, np.ndarray[Any, Any]] = {}
         for name in names:
             try:
-                out[name] = self.columns([name])[name].astype(np.float64)
+                out[name] = self.columns([name], start, stop)[name].astype(np.float64)
             except KeyError:
-                out[name] = np.full(len(self), math.nan)
+                out[name] = np.full(n, math.nan)
         return out
 
-    def frames(self, manifest: Manifest | None = None) -> FrameBatch:
-        """Every row as one batch of ``manifest``'s channels (the iRacing manifest by default)."""
+    def frames(
+        self, manifest: Manifest | None = None, start: int = 0, stop: int | None = None
+    ) -> FrameBatch:
+        """Rows ``start:stop`` (every row by default) as one batch of ``manifest``'s channels
+        (the iRacing manifest by default)."""
         manifest = manifest or IRacingDecoder.manifest
-        return FrameBatch(self.time_ns(), manifest.apply(self.raw(manifest.raw_fields)))
+        raw = self.raw(manifest.raw_fields, start, stop)
+        return FrameBatch(self.time_ns(start, stop), manifest.apply(raw))
 
     def session_events(self) -> list[SessionStarted | StreamSeen]:
         """The session start and the player's stream, as the live decoder reports them."""
-        weekend = self.session.get("WeekendInfo") or {}
+        try:
+            session = self.session
+        except DecodeError as e:  # unreadable session info: the rows are still good
+            warnings.warn(IbtWarning(f"{self.path}: {e}; no track or driver names"), stacklevel=2)
+            session = self._session = {}
+        weekend = session.get("WeekendInfo") if isinstance(session, Mapping) else None
+        weekend = weekend if isinstance(weekend, Mapping) else {}
         sub = weekend.get("SubSessionID") or weekend.get("SessionID") or "?"
-        driver, car = player(self.session)
+        driver, car = player(session)
         return [
-            SessionStarted(key=f"iracing:{sub}:ibt:{self.start_ns}", track=track(self.session)),
+            SessionStarted(key=f"iracing:{sub}:ibt:{self.start_ns}", track=track(session)),
             StreamSeen(STREAM, driver=driver, car=car),
         ]
 

@@ -236,17 +236,22 @@ def decode_session_info(raw: bytes) -> str:
 
 def player(info: Mapping[str, Any]) -> tuple[str, str]:
     """(driver name, car name) of the player's car in the session info, ("", "") if absent."""
-    drivers = info.get("DriverInfo") or {}
+    drivers = info.get("DriverInfo") if isinstance(info, Mapping) else None
+    if not isinstance(drivers, Mapping):
+        return "", ""
     idx = drivers.get("DriverCarIdx")
-    for d in drivers.get("Drivers") or []:
-        if isinstance(d, dict) and d.get("CarIdx") == idx:
+    listed = drivers.get("Drivers")
+    for d in listed if isinstance(listed, list) else []:
+        if isinstance(d, Mapping) and d.get("CarIdx") == idx:
             return str(d.get("UserName") or ""), str(d.get("CarScreenName") or "")
     return "", ""
 
 
 def track(info: Mapping[str, Any]) -> str:
     """The track's display name in the session info ("" if absent)."""
-    weekend = info.get("WeekendInfo") or {}
+    weekend = info.get("WeekendInfo") if isinstance(info, Mapping) else None
+    if not isinstance(weekend, Mapping):
+        return ""
     return str(weekend.get("TrackDisplayName") or weekend.get("TrackName") or "")
 
 

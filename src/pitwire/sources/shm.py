@@ -77,48 +77,118 @@ def map_files(pages: list[Page], given: list[str]) -> dict[str, Path] | None:
     return {p.tag: PROTON_DIR / p.file_name for p in pages}
 
 
+Opener = Callable[[str], "tuple[memoryview, Callable[[], None]] | None"]
+"""Opens a named map read-only: its bytes and how to release them; None while it is absent."""
+
+
+def open_named(name: str) -> tuple[memoryview, Callable[[], None]] | None:  # pragma: no cover
+    """A Windows named file mapping, opened read-only if it exists (never created).
+
+    ``mmap.mmap(-1, size, tagname=...)`` would create a missing map, and a game starting
+    after pitwire could then find a read-only section it cannot write: so this opens with
+    ``OpenFileMappingW``, which fails while the game has not created the map.
+    """
+    if sys.platform != "win32":
+        return None
+    import ctypes
+    from ctypes import wintypes
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    kernel32.OpenFileMappingW.restype = wintypes.HANDLE
+    kernel32.OpenFileMappingW.argtypes = [wintypes.DWORD, wintypes.BOOL, wintypes.LPCWSTR]
+    kernel32.MapViewOfFile.restype = ctypes.c_void_p
+    kernel32.MapViewOfFile.argtypes = [
+        wintypes.HANDLE,
+        wintypes.DWORD,
+        wintypes.DWORD,
+        wintypes.DWORD,
+        ctypes.c_size_t,
+    ]
+    file_map_read = 0x0004
+    handle = kernel32.OpenFileMappingW(file_map_read, False, name)
+    if not handle:
+        return None
+    address = kernel32.MapViewOfFile(handle, file_map_read, 0, 0, 0)
+    if not address:
+        kernel32.CloseHandle(handle)
+        return None
+
+    class _Info(ctypes.Structure):  # MEMORY_BASIC_INFORMATION
+        _fields_ = [
+            ("BaseAddress", ctypes.c_void_p),
+            ("AllocationBase", ctypes.c_void_p),
+            ("AllocationProtect", wintypes.DWORD),
+            ("PartitionId", wintypes.WORD),
+            ("RegionSize", ctypes.c_size_t),
+            ("State", wintypes.DWORD),
+            ("Protect", wintypes.DWORD),
+            ("Type", wintypes.DWORD),
+        ]
+
+    info = _Info()
+    kernel32.VirtualQuery(ctypes.c_void_p(address), ctypes.byref(info), ctypes.sizeof(info))
+    view = memoryview((ctypes.c_char * info.RegionSize).from_address(address)).cast("B")
+
+    def release() -> None:
+        view.release()
+        kernel32.UnmapViewOfFile(ctypes.c_void_p(address))
+        kernel32.CloseHandle(handle)
+
+    return view, release
+
+
 class _Mapped:
     """One page mapped read-only (a named Windows map, or a file), re-opened on demand."""
 
-    def __init__(self, page: Page, path: Path | None) -> None:
+    def __init__(self, page: Page, path: Path | None, opener: Opener = open_named) -> None:
         self.page = page
         self.path = path
+        self.opener = opener
         self.map: mmap.mmap | None = None
+        self._named_view: memoryview | None = None
+        self._release: Callable[[], None] | None = None
         self._stat: tuple[int, int] | None = None
+        self.problem = ""
 
     def view(self) -> memoryview | None:
         if self.path is None:
             return self._named()
         try:
             st = os.stat(self.path)
-        except OSError:
+            key = (st.st_ino, st.st_size)
+            if self.map is None or key != self._stat:
+                self.close()
+                if st.st_size == 0:
+                    return None
+                with open(self.path, "rb") as f:
+                    self.map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+                self._stat = key
+        except (OSError, ValueError) as exc:  # absent, a folder, not readable, vanished
             self.close()
+            if isinstance(exc, FileNotFoundError):
+                self.problem = ""
+            else:
+                self.problem = f"cannot map {self.path}: {exc}"
             return None
-        key = (st.st_ino, st.st_size)
-        if self.map is None or key != self._stat:
-            self.close()
-            if st.st_size == 0:
-                return None
-            with open(self.path, "rb") as f:
-                self.map = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-            self._stat = key
+        self.problem = ""
         return memoryview(self.map)
 
-    def _named(self) -> memoryview | None:  # pragma: no cover - Windows only
-        if self.map is None:
-            try:
-                self.map = mmap.mmap(
-                    -1, self.page.size, tagname=self.page.name, access=mmap.ACCESS_READ
-                )
-            except OSError:
+    def _named(self) -> memoryview | None:
+        if self._named_view is None:
+            opened = self.opener(self.page.name)
+            if opened is None:
                 return None
-        return memoryview(self.map)
+            self._named_view, self._release = opened
+        return self._named_view[:]
 
     def close(self) -> None:
         if self.map is not None:
             with contextlib.suppress(BufferError):
                 self.map.close()
             self.map = None
+        if self._release is not None:
+            self._release()
+            self._release = self._named_view = None
 
 
 class MapTransport:
@@ -132,6 +202,7 @@ class MapTransport:
         rate_hz: float = 60.0,
         reader: Reader | None = None,
         hint: str = "",
+        opener: Opener = open_named,
     ) -> None:
         if not rate_hz > 0:
             raise SourceError(f"poll rate must be > 0 Hz, not {rate_hz}")
@@ -141,7 +212,8 @@ class MapTransport:
         self.hint = hint
         where = ", ".join(str(p) for p in files.values()) if files else "named maps"
         self.describe = f"shared memory ({where})"
-        self._mapped = [_Mapped(p, files[p.tag] if files else None) for p in pages]
+        self._mapped = [_Mapped(p, files[p.tag] if files else None, opener) for p in pages]
+        self._problems: set[str] = set()
         self._last: dict[str, bytes] = {}
         self._next_tick = 0.0
 
@@ -156,6 +228,9 @@ class MapTransport:
             view = m.view()
             if view is not None:
                 views[m.page.tag] = view
+            elif m.problem and m.problem not in self._problems:
+                self._problems.add(m.problem)  # said once; the poll keeps trying
+                log.warning("%s", m.problem)
         try:
             if self.reader is not None:
                 pieces = self.reader(views) if views else []
