@@ -122,6 +122,16 @@ def test_out_of_range_options_exit_2(args):
         (["--source", "sim", "--record-raw", "x.pwraw"], "needs a game source"),
         (["--source", "f1", "--record-raw", "a", "--replay-raw", "b"], "cannot be combined"),
         (["--source", "auto", "--replay-raw", "b"], "use --source NAME"),
+        (["--source", "acc", "--forward", "127.0.0.1:9"], "--forward applies to UDP games"),
+        (["--source", "acc", "--port", "9"], "--port applies to UDP games"),
+        (["--source", "f1", "--map-file", "/dev/shm"], "--map-file applies to shared-memory"),
+        (["--source", "f1", "--poll-rate", "100"], "--poll-rate applies to shared-memory"),
+        (["--source", "auto", "--port", "9"], "auto uses each game's default port"),
+        (["--source", "sim", "--bind", "127.0.0.1"], "--bind applies to UDP games"),
+        (["--source", "f1", "--ac-subscribe", "spot"], "--ac-subscribe applies to --source ac-udp"),
+        (["--source", "ac-udp", "--ac-subscribe", "laps"], "must be update or spot"),
+        (["--source", "iracing", "--ibt", "x.ibt", "--record-raw", "r"], "when reading --ibt"),
+        (["--source", "f1", "--replay-raw", "x", "--forward", "h:1"], "when reading --replay-raw"),
     ],
 )
 def test_agent_capture_options_are_checked_before_anything_starts(args, needle):

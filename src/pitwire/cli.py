@@ -184,6 +184,12 @@ def agent(
     ibt: Annotated[
         Path | None, typer.Option(help="iracing: read this .ibt file instead of the live map.")
     ] = None,
+    ac_subscribe: Annotated[
+        str | None,
+        typer.Option(
+            help="ac-udp: update (car telemetry, default) or spot (lap completions of every car)."
+        ),
+    ] = None,
     outsim_opts: Annotated[
         str | None,
         typer.Option(help="outgauge: the OutSim Opts hex value set in LFS (OutSimPack2)."),
@@ -218,6 +224,7 @@ def agent(
             poll_rate=poll_rate,
             ibt=ibt,
             outsim_opts=outsim_opts,
+            ac_subscribe=ac_subscribe,
         )
     except ValueError as exc:
         console.print(f"[red]error:[/] {exc}")
@@ -288,6 +295,38 @@ def _capture_options(source: str, **o: Any) -> Any:
         for flag in ("record_raw", "replay_raw"):
             if o[flag] is not None:
                 raise ValueError(f"--{flag.replace('_', '-')} needs a game source, not {source}")
+    kind = game.kind if game is not None else source  # udp, udp-client, shm, auto, sim
+    given = {
+        "--bind": o["bind"] != "0.0.0.0",
+        "--port": o["port"] is not None,
+        "--forward": bool(o["forward"]),
+        "--map-file": bool(o["map_files"]),
+        "--poll-rate": o["poll_rate"] != 60.0,
+        "--ac-subscribe": o["ac_subscribe"] is not None,
+    }
+    applies = {
+        "--bind": {"udp", "udp-client", "auto"},
+        "--port": {"udp", "udp-client"},
+        "--forward": {"udp", "udp-client", "auto"},
+        "--map-file": {"shm", "auto"},
+        "--poll-rate": {"shm", "auto"},
+        "--ac-subscribe": set(),
+    }
+    if source == "ac-udp":
+        applies["--ac-subscribe"] = {"udp-client"}
+    for flag, was_given in given.items():
+        if was_given and kind not in applies[flag]:
+            what = "UDP games" if "udp" in applies[flag] else "shared-memory games"
+            if flag == "--ac-subscribe":
+                what = "--source ac-udp"
+            elif flag == "--port" and kind == "auto":
+                what = "a named --source (auto uses each game's default port)"
+            raise ValueError(f"{flag} applies to {what}, not --source {source}")
+    if o["ibt"] is not None or o["replay_raw"] is not None:
+        for flag in ("--forward", "--bind", "--map-file", "--record-raw"):
+            if given.get(flag) or (flag == "--record-raw" and o["record_raw"] is not None):
+                source_flag = "--ibt" if o["ibt"] is not None else "--replay-raw"
+                raise ValueError(f"{flag} does not apply when reading {source_flag}")
     decoder_options: dict[str, Any] = {}
     if o["outsim_opts"] is not None:
         try:
@@ -296,6 +335,10 @@ def _capture_options(source: str, **o: Any) -> Any:
             raise ValueError(f"--outsim-opts {o['outsim_opts']!r} is not a hex number") from None
     if o["ibt"] is not None:
         decoder_options["ibt"] = o["ibt"]
+    if o["ac_subscribe"] is not None:
+        if o["ac_subscribe"] not in ("update", "spot"):
+            raise ValueError(f"--ac-subscribe must be update or spot, not {o['ac_subscribe']!r}")
+        decoder_options["subscribe"] = o["ac_subscribe"]
     return CaptureOptions(
         bind=o["bind"],
         port=o["port"],

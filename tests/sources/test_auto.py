@@ -1,4 +1,5 @@
 import asyncio
+import contextlib
 import logging
 
 import pytest
@@ -67,3 +68,57 @@ def test_replay_raw_needs_a_named_source() -> None:
 
     with pytest.raises(SourceError, match="--source NAME"):
         AutoSource(CaptureOptions(replay_raw=Path("x.pwraw")))
+
+
+async def test_record_raw_under_auto_starts_with_what_decided_the_race(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """--record-raw with auto keeps the datagrams that chose the source, then the rest."""
+    from pitwire.sources.rawcapture import read
+
+    port = free_udp_port()
+    path = tmp_path / "auto.pwraw"
+    auto = AutoSource(CaptureOptions(bind="127.0.0.1", record_raw=path), games=_games(port))
+    game = await UdpPeer.open()
+    frames = 0
+
+    async def consume() -> None:
+        nonlocal frames
+        async for item in auto:
+            if isinstance(item, tuple):
+                frames += item[1].n
+                if frames >= 3:
+                    return
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.2)
+    for i in range(3):
+        game.send(b"car %d 1 %d" % (i, i), port)
+        await asyncio.sleep(0.05)
+    async with asyncio.timeout(5):
+        await task
+    game.close()
+    meta, records = read(path)
+    assert meta["source"] == "text"
+    assert [r.data for r in records] == [b"car 0 1 0", b"car 1 1 1", b"car 2 1 2"]
+
+
+async def test_cancelling_auto_while_it_waits_closes_every_candidate() -> None:
+    """Stopping the agent before any game sent anything releases every port."""
+    from pitwire.sources.udp import UdpTransport
+
+    ports = free_udp_port(), free_udp_port()
+    auto = AutoSource(CaptureOptions(bind="127.0.0.1"), games=_games(*ports))
+
+    async def consume() -> None:
+        async for _ in auto:
+            pass
+
+    task = asyncio.create_task(consume())
+    await asyncio.sleep(0.2)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(0.01)
+    for port in ports:
+        probe = UdpTransport(host="127.0.0.1", port=port)
+        await probe.open()
+        await probe.close()

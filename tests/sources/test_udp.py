@@ -125,3 +125,20 @@ def test_parse_address_rejects_bad_input(text: str) -> None:
     """A missing, non-numeric or out-of-range port is a ValueError naming the input."""
     with pytest.raises(ValueError, match="host"):
         parse_address(text)
+
+
+async def test_a_forward_back_to_this_machine_does_not_loop(game: UdpPeer) -> None:
+    """Forwarding to this machine's own port under another address is not re-received
+    forever: datagrams that come back from pitwire's own port are dropped and counted."""
+    port = free_udp_port()
+    t = UdpTransport(host="0.0.0.0", port=port, forward=[("127.0.0.2", port)])
+    await t.open()
+    try:
+        game.send(b"once", port)
+        got = await t.receive(1.0)
+        await asyncio.sleep(0.2)
+        got += await t.receive(0.05)
+        assert [r.data for r in got] == [b"once"]
+        assert t.looped == 1
+    finally:
+        await t.close()

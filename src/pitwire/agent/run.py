@@ -61,8 +61,9 @@ class _Leg:
 
 
 def numbered_sessions(first: str) -> Callable[[int], str]:
-    """Session ids ``first``, ``first-2``, ``first-3``, ... for a source's 1st, 2nd, 3rd session."""
-    return lambda n: first if n == 1 else f"{first}-{n}"
+    """Session ids ``first``, ``first-2``, ``first-3``, ... for a source's 1st, 2nd, 3rd
+    session (``first`` shortened so that every id stays within 64 characters)."""
+    return lambda n: first if n == 1 else f"{first[: 64 - len(str(n)) - 1]}-{n}"
 
 
 class Agent:
@@ -87,6 +88,7 @@ class Agent:
         self.core = AgentCore(batch_ns=int(batch_ms * 1e6))
         self._sessions = 0
         self._game_session: str | None = None
+        self._earlier_in = self._earlier_duplicates = 0  # counts of replaced cores
         self._legs: list[_Leg] = []
         self._draining: set[asyncio.Task[None]] = set()
         info = source.info
@@ -114,9 +116,9 @@ class Agent:
 
     def report(self) -> AgentReport:
         return AgentReport(
-            frames_in=self.core.frames_in,
+            frames_in=self._earlier_in + self.core.frames_in,
             frames_sent=self.frames_sent,
-            duplicates=self.core.duplicates,
+            duplicates=self._earlier_duplicates + self.core.duplicates,
             unacked=sum(leg.unacked for leg in self._legs),
             dropped=sum(leg.dropped for leg in self._legs),
             sessions=[leg.session for leg in self._legs],
@@ -141,8 +143,9 @@ class Agent:
         """Run until the source ends (then wait up to ``drain_timeout`` for acks) or until
         cancelled."""
         self.leg.task = asyncio.create_task(self.leg.uplink.run())
+        items = aiter(self.source)
         try:
-            async for item in self.source:
+            async for item in items:
                 match item:
                     case StreamUpdate(info=info):
                         self.leg.peer.add_stream(
@@ -166,6 +169,9 @@ class Agent:
             await self._drain(self.leg, drain_timeout)
             return self.report()
         finally:
+            close = getattr(items, "aclose", None)
+            if close is not None:  # the source's own cleanup (sockets, captures) runs now
+                await close()
             for task in [*self._draining, *(leg.task for leg in self._legs if leg.task)]:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -181,6 +187,8 @@ class Agent:
         for s, b in self.core.flush():
             self._submit(s, b)
         old = self.leg
+        self._earlier_in += self.core.frames_in
+        self._earlier_duplicates += self.core.duplicates
         self.core = AgentCore(batch_ns=self.core.batch_ns)
         self.leg = self._new_leg(change.track, self.source.info.source)
         self.leg.task = asyncio.create_task(self.leg.uplink.run())

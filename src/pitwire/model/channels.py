@@ -118,7 +118,7 @@ STANDARD: ChannelSet = ChannelSet(
         _c("z", "m", -1e6, 1e6, 0.001, "world position z (up)"),
         _c("g_lat", "g", -30, 30, 0.001, "lateral acceleration, positive = left"),
         _c("g_lon", "g", -30, 30, 0.001, "longitudinal acceleration, positive = forward"),
-        _c("g_vert", "g", -30, 30, 0.001, "vertical acceleration"),
+        _c("g_vert", "g", -30, 30, 0.001, "vertical acceleration, +1 at rest (gravity included)"),
         *[_c(f"tyre_temp_{w}", "°C", -50, 400, 0.1, f"tyre temperature {w}") for w in _WHEELS],
         *[_c(f"tyre_press_{w}", "kPa", 0, 1000, 0.01, f"tyre pressure {w}") for w in _WHEELS],
     ]

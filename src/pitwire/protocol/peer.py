@@ -376,7 +376,8 @@ class AgentPeer(_Peer):
         known = self._streams.get(stream)
         if known is not None:
             # A driver or car learned later (a game's participant list) is re-advertised.
-            if (driver or car) and (driver, car) != known[2:]:
+            driver, car = driver or known[2], car or known[3]
+            if (driver, car) != known[2:]:
                 self._streams[stream] = (known[0], known[1], driver, car)
                 if self.connected:
                     self._out.append(self._advertise_text())

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 
@@ -33,6 +34,7 @@ class _Candidate:
     name: str
     source: DecoderSource
     pending: list[SourceItem] = field(default_factory=list)
+    received: deque[Received] = field(default_factory=lambda: deque(maxlen=100_000))
     task: asyncio.Task[list[Received]] | None = None
     mismatch: bool = False
 
@@ -70,8 +72,10 @@ class AutoSource:
                     _Candidate("ac", DecoderSource(ac, make_transport(ac_game, ac, self.opts)))
                 )
             opts = self.opts
-            if game.kind == "udp":
-                opts = CaptureOptions(bind=self.opts.bind, map_files=self.opts.map_files)
+            if game.kind == "udp":  # each game on its own default port
+                opts = CaptureOptions(
+                    bind=self.opts.bind, forward=self.opts.forward, map_files=self.opts.map_files
+                )
             out.append(
                 _Candidate(name, DecoderSource(decoder, make_transport(game, decoder, opts)))
             )
@@ -93,6 +97,7 @@ class AutoSource:
             "auto: waiting for data from %s",
             ", ".join(f"{c.name} ({c.source.transport.describe})" for c in live),
         )
+        winner: _Candidate | None = None
         try:
             winner = await self._race(live)
         finally:
@@ -101,17 +106,22 @@ class AutoSource:
                     cand.task.cancel()
                     with contextlib.suppress(asyncio.CancelledError, EOFError):
                         await cand.task
-        for cand in live:
-            if cand is not winner:
-                await cand.source.close()
+            for cand in live:  # every loser, or all of them when the race did not finish
+                if cand is not winner:
+                    await cand.source.close()
         self.chosen = winner.source
         log.info("auto: %s is sending (%s)", winner.name, winner.source.transport.describe)
         if self.opts.record_raw is not None:
+            # What decided the race is recorded too: a capture must start with the first
+            # pages (maps send a page only when it changes).
             winner.source.start_recording(self.opts.record_raw)
+            winner.source.record_received(winner.received)
+        winner.received.clear()
         for item in winner.pending:
             yield item
-        async for item in winner.source.items():
-            yield item
+        async with contextlib.aclosing(winner.source.items()) as items:
+            async for item in items:
+                yield item
 
     async def _race(self, live: list[_Candidate]) -> _Candidate:
         while True:
@@ -136,6 +146,7 @@ class AutoSource:
                     if statics and _kunos_game(statics[-1]) not in (None, cand.name):
                         cand.mismatch = True
                         continue
+                cand.received.extend(got)
                 items = cand.source.process(got)
                 cand.pending.extend(items)
                 if any(not isinstance(i, StreamUpdate | SessionChange) for i in items):

@@ -9,10 +9,11 @@ handshake) is re-sent while the game is silent.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 
 from pitwire.sources.base import (
     DecodeError,
@@ -55,6 +56,7 @@ class DecoderSource:
         self._last_data = time.monotonic()
         self._silent = False
         self._last_greeting = 0.0
+        self._bug_reported = False
 
     @property
     def info(self) -> SourceInfo:
@@ -64,14 +66,21 @@ class DecoderSource:
         if self._writer is None:
             self._writer = RawWriter(path, source=self.decoder.name)
 
+    def record_received(self, items: Iterable[Received]) -> None:
+        """Write bytes already decoded (before recording began) to the capture."""
+        if self._writer is not None:
+            for item in items:
+                self._writer.write(item)
+
     async def __aiter__(self) -> AsyncIterator[SourceItem]:
         await self.transport.open()
         log.info("%s: listening on %s", self.decoder.name, self.transport.describe)
         self.greet()
-        async for item in self.items():
-            yield item
+        async with contextlib.aclosing(self.items()) as items:
+            async for item in items:
+                yield item
 
-    async def items(self) -> AsyncIterator[SourceItem]:
+    async def items(self) -> AsyncGenerator[SourceItem, None]:
         """Receive, decode and yield until the transport ends (it must be open)."""
         try:
             if self.record is not None:
@@ -103,13 +112,16 @@ class DecoderSource:
         """Decode what arrived; return the items ready for the agent."""
         now = time.monotonic()
         before = self.framer.samples
+        if not got and self._writer is not None:
+            self._writer.flush()  # a quiet game: what was recorded reaches the disk now
         for item in got:
             if self._writer is not None:
                 self._writer.write(item)
             try:
                 events = self.decoder.feed(item.data, item.recv_ns, item.tag)
             except Exception as exc:  # a decoder bug must not end a capture either
-                if not isinstance(exc, DecodeError):
+                if not isinstance(exc, DecodeError) and not self._bug_reported:
+                    self._bug_reported = True  # once in full; later ones are counted below
                     log.exception("%s: decoder error (please report it)", self.decoder.name)
                 self.bad += 1
                 if now - self._last_report >= self.report_s:

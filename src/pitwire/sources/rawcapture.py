@@ -69,6 +69,11 @@ class RawWriter:
             self._file.flush()
             self._flushed = now
 
+    def flush(self) -> None:
+        if not self._file.closed:
+            self._file.flush()
+            self._flushed = time.monotonic()
+
     def close(self) -> None:
         if not self._file.closed:
             self._file.close()

@@ -76,6 +76,8 @@ class UdpTransport:
         self.describe = f"udp {host}:{port}"
         self.datagrams = 0
         self.dropped = 0
+        self.looped = 0
+        self._forward_hosts = {host for host, _ in self.forward}
         self._queue: deque[Received] = deque()
         self._wake = asyncio.Event()
         self._transport: asyncio.DatagramTransport | None = None
@@ -116,6 +118,11 @@ class UdpTransport:
 
     def _arrived(self, data: bytes, addr: Address) -> None:
         recv_ns = time.time_ns()
+        if addr[1] == self.port and (
+            addr[0] in self._forward_hosts or addr[0].startswith("127.") or addr[0] == "::1"
+        ):
+            self.looped += 1  # our own forward came back (forwarded to this machine's port)
+            return
         transport = self._transport
         if transport is not None:
             for target in self.forward:
