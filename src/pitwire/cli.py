@@ -34,6 +34,11 @@ DEFAULT_DB = "sqlite:///data/pitwire.db"
 
 
 def _logging(level: str) -> None:
+    if level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        console.print(
+            f"[red]error:[/] --log-level must be debug, info, warning or error, not {level!r}"
+        )
+        raise typer.Exit(2)
     logging.basicConfig(
         level=level.upper(),
         format="%(message)s",
@@ -95,7 +100,7 @@ def serve(
     port: Port = 8000,
     db: Db = DEFAULT_DB,
     lag_limit: Annotated[
-        float, typer.Option(help="Close a viewer that lags this long [s].", min=0.1)
+        float, typer.Option(help="Close a viewer that lags this long (seconds).", min=0.1)
     ] = 10.0,
     log_level: LogLevel = "info",
 ) -> None:
@@ -179,7 +184,7 @@ def agent(
         ),
     ] = None,
     poll_rate: Annotated[
-        float, typer.Option(help="Shared-memory poll rate [Hz].", min=1, max=1000)
+        float, typer.Option(help="Shared-memory poll rate (Hz).", min=1, max=1000)
     ] = 60.0,
     ibt: Annotated[
         Path | None, typer.Option(help="iracing: read this .ibt file instead of the live map.")
@@ -198,7 +203,7 @@ def agent(
         str, typer.Option(help="ws (binary, acked) or http (POST batches).")
     ] = "ws",
     batch_ms: Annotated[
-        float, typer.Option(help="Gather frames this long before sending [ms]; 0 = at once.")
+        float, typer.Option(help="Gather frames this long before sending (ms); 0 = at once.")
     ] = 0.0,
     log_level: LogLevel = "info",
 ) -> None:
@@ -255,6 +260,8 @@ def agent(
     )
     console.print(f"agent: source {source} → {server} session [bold]{session}[/] over {transport}")
 
+    ended: list[bool] = []
+
     async def run() -> None:
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
@@ -262,8 +269,8 @@ def agent(
             with contextlib.suppress(NotImplementedError):  # Windows loops have no signal handlers
                 loop.add_signal_handler(sig, task.cancel)  # type: ignore[union-attr]
         with contextlib.suppress(asyncio.CancelledError):
-            report = await the_agent.run()
-            console.print(f"agent: source ended; {report}")
+            await the_agent.run()
+            ended.append(True)
 
     try:
         asyncio.run(run())
@@ -271,10 +278,19 @@ def agent(
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
     r = the_agent.report()
+    stored = r.frames_sent - r.unacked - r.dropped
     console.print(
-        f"agent: stopped. frames in {r.frames_in}, sent {r.frames_sent}, "
-        f"unacked {r.unacked}, dropped {r.dropped}"
+        f"agent: {'source ended' if ended else 'stopped'}. Sessions {', '.join(r.sessions)}; "
+        f"frames read {r.frames_in}, repeats dropped {r.duplicates}, sent {r.frames_sent}, "
+        f"acknowledged as stored {stored}, not acknowledged {r.unacked}, "
+        f"dropped (queue full) {r.dropped}"
     )
+    if ended and (r.unacked or r.dropped):
+        console.print(
+            "[red]error:[/] the source ended but not every frame reached the server; "
+            "check that the server is running and reachable, then run the agent again"
+        )
+        raise typer.Exit(1)
 
 
 def _capture_options(source: str, **o: Any) -> Any:

@@ -101,3 +101,25 @@ def test_empty_batch_gives_no_frames():
     """An empty batch gives an empty data list."""
     msg = compat_message("s", 0, batch(0, lap=np.empty(0, np.float32)))
     assert msg["data"] == []
+
+
+def test_values_not_known_yet_are_zero():
+    """NaN (a game that has not sent a value yet) becomes 0 in the original shape."""
+    import math
+
+    import numpy as np
+
+    from pitwire.model.frames import FrameBatch
+
+    nan = math.nan
+    batch = FrameBatch(
+        np.array([1, 2], np.int64),
+        {
+            "lap": np.array([2, nan], np.float32),
+            "gear": np.array([nan, 3], np.float32),
+            "speed": np.array([nan, 100], np.float32),
+        },
+    )
+    msg = compat_message("s", 0, batch)
+    assert msg["lap"] == 0
+    assert [(f["gear"], f["speedKmh"]) for f in msg["data"]] == [(0, 0.0), (3, 100.0)]

@@ -73,7 +73,8 @@ async def test_garbage_is_counted_and_reported_and_the_source_carries_on(
         items = await task
     assert _frames(items) == 2
     assert source.bad == 3
-    assert "skipped 1 undecodable packet(s)" in caplog.text
+    assert "undecodable packet(s) from udp 127.0.0.1" in caplog.text  # the first at once
+    assert "last: not a test datagram" in caplog.text
 
 
 async def test_silence_is_reported_with_the_hint_and_the_greeting_repeated(
@@ -175,3 +176,23 @@ async def test_a_decoder_bug_is_logged_and_capture_goes_on(
         await task
     assert "decoder error (please report it)" in caplog.text and "ZeroDivisionError" in caplog.text
     assert source.bad == 1
+
+
+async def test_silence_with_packets_arriving_says_they_are_unusable(
+    game: UdpPeer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Packets that arrive but give no frame (paused game, wrong format) are reported as
+    such, not as a game that sends nothing."""
+    source = DecoderSource(
+        TextDecoder(), UdpTransport(host="127.0.0.1", port=0, hint="HINT"), silence_s=0.3
+    )
+    task = asyncio.create_task(_collect(source, lambda items: _frames(items) >= 1, 8))
+    port = await _started(source)
+    with caplog.at_level(logging.WARNING):
+        for _ in range(8):
+            game.send(b"junk", port)
+            await asyncio.sleep(0.1)
+        game.send(b"car 1 1", port)
+        await task
+    assert "packets arrive on udp 127.0.0.1" in caplog.text
+    assert "HINT" not in caplog.text

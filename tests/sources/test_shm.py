@@ -105,8 +105,10 @@ def test_map_files_from_folder_pairs_and_defaults(tmp_path) -> None:  # type: ig
 
 def test_map_files_errors_name_what_is_missing() -> None:
     """An ambiguous path or a page left without a file is a SourceError saying what to give."""
-    with pytest.raises(SourceError, match="folder holding acpmf_physics, acpmf_static"):
+    with pytest.raises(SourceError, match="'/no/such/file' does not exist"):
         map_files(PAGES, ["/no/such/file"])
+    with pytest.raises(SourceError, match="folder holding acpmf_physics, acpmf_static"):
+        map_files(PAGES, [__file__])
     with pytest.raises(SourceError, match=r"no file given for page.*static"):
         map_files(PAGES, ["physics=/a"])
 

@@ -148,6 +148,8 @@ class Agent:
             async for item in items:
                 match item:
                     case StreamUpdate(info=info):
+                        if not self.leg.frames_sent:  # auto knows its source only now
+                            self.leg.peer.source = self.source.info.source
                         self.leg.peer.add_stream(
                             info.stream_id,
                             ChannelSet(info.channels),
@@ -166,7 +168,7 @@ class Agent:
                     await self.leg.task  # an unrecoverable uplink error (bad URL) ends the agent
             for s, b in self.core.flush():
                 self._submit(s, b)
-            await self._drain(self.leg, drain_timeout)
+            await self._drain(self._legs, drain_timeout)  # earlier sessions' frames too
             return self.report()
         finally:
             close = getattr(items, "aclose", None)
@@ -195,7 +197,7 @@ class Agent:
         log.info("new game session %s: streaming as session %s", change.key, self.leg.session)
 
         async def finish() -> None:
-            await self._drain(old, drain_timeout * 6)
+            await self._drain([old], drain_timeout * 6)
             if old.task is not None:
                 old.task.cancel()
 
@@ -207,14 +209,17 @@ class Agent:
         self.leg.uplink.submit(stream, batch)
         self.leg.frames_sent += batch.n
 
-    async def _drain(self, leg: _Leg, seconds: float) -> None:
+    async def _drain(self, legs: list[_Leg], seconds: float) -> None:
+        """Wait up to ``seconds`` until the server has acknowledged every frame of ``legs``."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            if leg.unacked == 0:
+            if all(leg.unacked == 0 for leg in legs):
                 return
             await asyncio.sleep(0.05)
-        log.warning(
-            "session %s: stopping with %d frames not acknowledged by the server",
-            leg.session,
-            leg.unacked,
-        )
+        for leg in legs:
+            if leg.unacked:
+                log.warning(
+                    "session %s: %d frames not acknowledged by the server",
+                    leg.session,
+                    leg.unacked,
+                )

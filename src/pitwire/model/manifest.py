@@ -141,14 +141,16 @@ class Manifest:
         plan = self._plan
         if plan is None:
             plan = self._plan = _Plan(self.fields)
-        if plan.scaled.size:
-            matrix = matrix.copy()
-            matrix[:, plan.scaled] = matrix[:, plan.scaled] * plan.scale + plan.offset
+        # Out-of-range values (a garbled packet) become inf in f4 channels, without a warning.
+        with np.errstate(over="ignore", invalid="ignore"):
+            if plan.scaled.size:
+                matrix = matrix.copy()
+                matrix[:, plan.scaled] = matrix[:, plan.scaled] * plan.scale + plan.offset
+            blocks: dict[str, npt.NDArray[np.floating]] = {
+                "f4": np.ascontiguousarray(matrix[:, plan.f4].T, dtype=np.float32),
+                "f8": np.ascontiguousarray(matrix[:, plan.f8].T, dtype=np.float64),
+            }
         out: dict[str, Column] = {}
-        blocks = {
-            "f4": np.ascontiguousarray(matrix[:, plan.f4].T, dtype=np.float32),
-            "f8": np.ascontiguousarray(matrix[:, plan.f8].T, dtype=np.float64),
-        }
         rows = {"f4": 0, "f8": 0}
         for f in self.fields:  # channel-major blocks: each column is a contiguous row
             dt = f.channel.dtype

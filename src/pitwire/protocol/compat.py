@@ -1,7 +1,8 @@
 """The original design's JSON shapes (spec/protocol.md §Compatibility shapes).
 
 A frame is ``{"packetId", "gas", "brake", "fuel", "gear", "rpms", "steerAngle", "speedKmh"}``
-and a broadcast is ``{"sessionID", "lap", "data": [frames]}``.
+and a broadcast is ``{"sessionID", "lap", "data": [frames]}``. The shape has no way to say
+"not known": a channel the source lacks, and a value it has not sent yet (NaN), are 0.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from pitwire.model.frames import FrameBatch
 
 def compat_message(session_id: str, seq: int, batch: FrameBatch) -> dict[str, object]:
     """The original design's broadcast shape: ``{"sessionID", "lap", "data": [frames]}``."""
-    cols = batch.columns
+    cols = {
+        name: np.nan_to_num(c, nan=0.0, posinf=0.0, neginf=0.0) for name, c in batch.columns.items()
+    }
     n = batch.n
 
     def col(name: str, default: float = 0.0) -> list[float]:

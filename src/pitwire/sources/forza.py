@@ -167,6 +167,12 @@ class ForzaDecoder:
             for name, value in zip(layout.names or (), record.item(), strict=True)
             if not name.startswith("_")
         }
+        if values["IsRaceOn"] not in (0, 1):
+            # No magic number in this format: a 32-bit flag that is neither 0 nor 1 is how
+            # stray datagrams of the right length show themselves.
+            raise DecodeError(
+                f"forza: IsRaceOn is {values['IsRaceOn']:g}, not 0 or 1: not a Data Out datagram"
+            )
         if values["IsRaceOn"] == 0:
             events: list[DecoderEvent] = []
             if self._racing is not False:

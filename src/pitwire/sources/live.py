@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable
@@ -52,11 +53,13 @@ class DecoderSource:
         self._writer: RawWriter | None = None
         self._track = ""
         self._bad_reported = 0
-        self._last_report = 0.0
+        self._last_report = -math.inf
         self._last_data = time.monotonic()
         self._silent = False
         self._last_greeting = 0.0
         self._bug_reported = False
+        self._last_problem = ""
+        self._last_bytes = 0.0
 
     @property
     def info(self) -> SourceInfo:
@@ -74,7 +77,7 @@ class DecoderSource:
 
     async def __aiter__(self) -> AsyncIterator[SourceItem]:
         await self.transport.open()
-        log.info("%s: listening on %s", self.decoder.name, self.transport.describe)
+        log.info("%s: receiving from %s", self.decoder.name, self.transport.describe)
         self.greet()
         async with contextlib.aclosing(self.items()) as items:
             async for item in items:
@@ -95,7 +98,22 @@ class DecoderSource:
         finally:
             await self.close()
 
+    def report_skipped(self, now: float) -> None:
+        """Log how many packets could not be decoded since the last report."""
+        self._last_report = now
+        skipped, self._bad_reported = self.bad - self._bad_reported, self.bad
+        log.warning(
+            "%s: skipped %d undecodable packet(s) from %s (%d in all); last: %s",
+            self.decoder.name,
+            skipped,
+            self.transport.describe,
+            self.bad,
+            self._last_problem,
+        )
+
     async def close(self) -> None:
+        if self.bad > self._bad_reported:
+            self.report_skipped(time.monotonic())
         dismiss = getattr(self.decoder, "dismiss", None)
         if dismiss is not None:  # a subscription the game keeps (AC remote telemetry)
             self.transport.send(dismiss())
@@ -112,7 +130,9 @@ class DecoderSource:
         """Decode what arrived; return the items ready for the agent."""
         now = time.monotonic()
         before = self.framer.samples
-        if not got and self._writer is not None:
+        if got:
+            self._last_bytes = now
+        elif self._writer is not None:
             self._writer.flush()  # a quiet game: what was recorded reaches the disk now
         for item in got:
             if self._writer is not None:
@@ -121,27 +141,22 @@ class DecoderSource:
                 events = self.decoder.feed(item.data, item.recv_ns, item.tag)
             except Exception as exc:  # a decoder bug must not end a capture either
                 if not isinstance(exc, DecodeError) and not self._bug_reported:
-                    self._bug_reported = True  # once in full; later ones are counted below
+                    self._bug_reported = True  # once in full; later ones are counted
                     log.exception("%s: decoder error (please report it)", self.decoder.name)
                 self.bad += 1
-                if now - self._last_report >= self.report_s:
-                    self._last_report = now
-                    skipped = self.bad - self._bad_reported
-                    self._bad_reported = self.bad
-                    log.warning(
-                        "%s: skipped %d undecodable packet(s) from %s: %s",
-                        self.decoder.name,
-                        skipped,
-                        self.transport.describe,
-                        exc,
-                    )
+                self._last_problem = str(exc)
                 continue
             self.framer.add(events)
+        if self.bad > self._bad_reported and now - self._last_report >= self.report_s:
+            self.report_skipped(now)
         for data in self.framer.sends:
             self.transport.send(data)
         self.framer.sends.clear()
         for message in self.framer.notices:
-            log.warning("%s: %s", self.decoder.name, message)
+            # Game states (paused, menus, restricted data) are news, not faults.
+            prefix = f"{self.decoder.name}: "
+            shown = message if message.lower().startswith(prefix.lower()) else prefix + message
+            log.info("%s", shown)
         self.framer.notices.clear()
         if self.framer.samples > before:
             self._last_data = now
@@ -153,13 +168,23 @@ class DecoderSource:
         elif now - self._last_data >= self.silence_s:
             if not self._silent:
                 self._silent = True
-                log.warning(
-                    "%s: no data from %s for %.0f s. %s",
-                    self.decoder.name,
-                    self.transport.describe,
-                    now - self._last_data,
-                    self.transport.hint,
-                )
+                if now - self._last_bytes < self.silence_s:
+                    log.warning(
+                        "%s: packets arrive on %s but none has given a frame for %.0f s: the "
+                        "game is paused or in its menus, or sends another format (%s)",
+                        self.decoder.name,
+                        self.transport.describe,
+                        now - self._last_data,
+                        self._last_problem or "no undecodable packets",
+                    )
+                else:
+                    log.warning(
+                        "%s: no data from %s for %.0f s. %s",
+                        self.decoder.name,
+                        self.transport.describe,
+                        now - self._last_data,
+                        self.transport.hint,
+                    )
             if now - self._last_greeting >= self.silence_s:
                 self.greet()
         items = self.framer.drain()

@@ -157,7 +157,7 @@ class RawReplayTransport:
         self.path = Path(path)
         self.source = source
         self.speed = speed
-        self.describe = f"capture {self.path}"
+        self.describe = f"the capture {self.path}"
         self._records: Records | None = None
         self._next: Received | None = None
         self._start: tuple[float, int] | None = None  # (loop time, first recv_ns)

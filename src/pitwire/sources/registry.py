@@ -75,8 +75,8 @@ GAMES: dict[str, Game] = {
             "udp",
             "EA F1 23/24/25 UDP telemetry (all cars of the session)",
             port=20777,
-            hint="In the game: Settings > Telemetry Settings > UDP Telemetry On, port 20777, "
-            "IP address of this machine.",
+            hint="In the game: Settings > Telemetry Settings > UDP Telemetry On, UDP port "
+            "{port}, UDP IP address: this machine's.",
         ),
         Game(
             "forza",
@@ -84,7 +84,8 @@ GAMES: dict[str, Game] = {
             "udp",
             "Forza Motorsport 7/2023, Forza Horizon 4/5 Data Out",
             port=5300,
-            hint="In the game: HUD and Gameplay > Data Out On, IP of this machine, port 5300.",
+            hint="In the game: HUD and Gameplay > Data Out On, Data Out IP Address: this "
+            "machine's, Data Out IP Port {port}.",
         ),
         Game(
             "outgauge",
@@ -92,8 +93,8 @@ GAMES: dict[str, Game] = {
             "udp",
             "Live for Speed and BeamNG OutGauge (and OutSim / MotionSim)",
             port=4444,
-            hint="LFS: set OutGauge Mode 1, IP and port in cfg.txt; BeamNG: Options > Other > "
-            "Protocols > OutGauge.",
+            hint="LFS: OutGauge Mode 1, OutGauge IP this machine's, OutGauge Port {port} in "
+            "cfg.txt; BeamNG: Options > Other > Protocols > OutGauge, port {port}.",
         ),
         Game(
             "ac-udp",
@@ -101,7 +102,7 @@ GAMES: dict[str, Game] = {
             "udp-client",
             "Assetto Corsa remote telemetry (UDP 9996 handshake)",
             port=9996,
-            hint="Assetto Corsa answers on UDP 9996 while driving; check --game-host.",
+            hint="Assetto Corsa answers on UDP {port} while you are driving; check --game-host.",
         ),
         Game(
             "acc",
@@ -160,7 +161,8 @@ def make_transport(game: Game, decoder: Decoder, opts: CaptureOptions) -> Transp
         return RawReplayTransport(opts.replay_raw, source=game.name, speed=opts.replay_speed)
     if game.kind == "udp":
         port = game.port if opts.port is None else opts.port
-        return UdpTransport(host=opts.bind, port=port, forward=opts.forward, hint=game.hint)
+        hint = game.hint.format(port=port)
+        return UdpTransport(host=opts.bind, port=port, forward=opts.forward, hint=hint)
     if game.kind == "udp-client":
         game_port = game.port if opts.port is None else opts.port
         return UdpTransport(
@@ -168,7 +170,7 @@ def make_transport(game: Game, decoder: Decoder, opts: CaptureOptions) -> Transp
             port=0,
             forward=opts.forward,
             game=(opts.game_host, game_port),
-            hint=game.hint,
+            hint=game.hint.format(port=game_port),
         )
     reader: Callable[..., Any] | None = None
     if game.reader:

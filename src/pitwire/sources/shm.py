@@ -61,6 +61,8 @@ def map_files(pages: list[Page], given: list[str]) -> dict[str, Path] | None:
             out.update({p.tag: Path(value) / p.file_name for p in pages})
         elif len(pages) == 1:
             out[pages[0].tag] = Path(value)
+        elif not Path(value).exists():
+            raise SourceError(f"--map-file {value!r} does not exist")
         else:
             names = ", ".join(p.file_name for p in pages)
             raise SourceError(

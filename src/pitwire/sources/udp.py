@@ -10,6 +10,7 @@ counted, which only happens when the consumer stalls for many seconds.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import socket
 import time
@@ -95,16 +96,23 @@ class UdpTransport:
             self._check_forward(sock.getsockname()[1])
         except OSError as exc:
             sock.close()
+            if exc.errno == errno.EADDRINUSE:
+                advice = (
+                    "Another program is using the port: stop it, choose another --port, or "
+                    "let pitwire take the port and pass the feed on with --forward HOST:PORT"
+                )
+            else:
+                advice = "Check --bind: it must be an address of this machine (or 0.0.0.0)"
             raise SourceError(
-                f"cannot listen on UDP {self.host}:{self.port}: {exc.strerror or exc}. "
-                "Another program may be using the port: stop it, choose another --port, or "
-                "let pitwire take the port and pass the feed on with --forward HOST:PORT"
+                f"cannot listen on UDP {self.host}:{self.port}: {exc.strerror or exc}. {advice}"
             ) from None
         except SourceError:
             sock.close()
             raise
         self.port = sock.getsockname()[1]
         self.describe = f"udp {self.host}:{self.port}"
+        if self.game is not None:
+            self.describe += f" (asking {self.game[0]}:{self.game[1]})"
         transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self), sock=sock)
         self._transport = transport
 
