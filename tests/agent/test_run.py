@@ -224,3 +224,34 @@ async def test_an_f1_capture_replayed_becomes_one_session_of_named_cars(server, 
     assert len(drivers) == 20 and drivers["car-0"] == "RICCIARDO"
     assert all(drivers.values())
     assert sum(s.frames for s in stored.streams) == report.frames_sent == 20
+
+
+async def test_a_capture_switching_sessions_stores_every_frame_of_every_session(server, tmp_path):
+    """Real F1 23 datagrams from several game sessions, replayed as fast as possible: each
+    game session becomes a pitwire session and every frame sent is stored before the agent
+    ends (none is left behind in an earlier session's uplink)."""
+    from pitwire.sources.base import Received
+    from pitwire.sources.rawcapture import RawWriter
+    from pitwire.sources.registry import CaptureOptions, make_source
+    from support import fixture
+
+    capture = tmp_path / "mixed.pwraw"
+    writer = RawWriter(capture, source="f1")
+    for i, line in enumerate(fixture("f1-udp/2023.jsonl").read_text().splitlines()):
+        message = json.loads(line)["message"]
+        data = bytes(message["data"] if isinstance(message, dict) else message)
+        writer.write(Received(data, 1_690_000_000_000_000_000 + i * 1_000_000))
+    writer.close()
+    source = make_source("f1", capture=CaptureOptions(replay_raw=capture, replay_speed=0))
+    report = await Agent(source, server=server.ws, session="mixed").run()
+    assert len(report.sessions) > 1  # the capture holds datagrams of several game sessions
+    assert report.unacked == 0 and report.frames_sent > 0
+    await server.app.state.persistence.flush()
+    stored = 0
+    for session in report.sessions:
+        try:
+            summary = await server.store.get_session(SessionId(session))
+        except KeyError:
+            continue  # a game session that sent no car frame
+        stored += sum(s.frames for s in summary.streams)
+    assert stored == report.frames_sent

@@ -1,3 +1,5 @@
+import contextlib
+
 import pytest
 
 from pitwire.model.channels import STANDARD
@@ -57,3 +59,26 @@ def test_unknown_sources_are_named() -> None:
     with pytest.raises(SourceError, match="known sources: sim, f1") as info:
         make_source("gran-turismo")
     assert all(name in str(info.value) for name in SOURCE_NAMES)
+
+
+@pytest.mark.parametrize("name", sorted(GAMES))
+def test_random_bytes_only_ever_raise_decode_error(name: str) -> None:
+    """Garbage of any length (and of each format's own lengths) never escapes a decoder as
+    anything but DecodeError, whatever state earlier packets left it in."""
+    import random
+
+    from pitwire.sources.base import DecodeError
+
+    seed = random.randrange(2**32)
+    print(f"seed={seed}")
+    rng = random.Random(seed)
+    decoder = GAMES[name].make_decoder()
+    tags = {"acc": ["physics", "graphics", "static"], "ac": ["physics", "graphics", "static"]}
+    tags["iracing"] = ["header", "vars", "yaml", "row"]
+    lengths = [0, 1, 3, 24, 29, 45, 64, 88, 92, 96, 232, 311, 324, 331, 408, 580, 800, 1349, 1352]
+    for _ in range(3000):
+        size = rng.choice(lengths) + rng.choice([0, 0, 0, 1, -1])
+        data = rng.randbytes(max(size, 0))
+        tag = rng.choice(tags.get(name, [""]))
+        with contextlib.suppress(DecodeError):
+            decoder.feed(data, 1_700_000_000_000_000_000, tag)
