@@ -16,10 +16,18 @@ from pitwire.server.app import create_app, serve
 from pitwire.store.base import Store
 from pitwire.store.memory import MemoryStore
 
-FIXTURES = Path(
-    os.environ.get("PITWIRE_FIXTURES")
-    or Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
-)
+
+def _fixtures() -> Path:
+    if os.environ.get("PITWIRE_FIXTURES"):
+        return Path(os.environ["PITWIRE_FIXTURES"])
+    root = Path(__file__).resolve().parents[1]
+    for folder in root.parents:  # ../shared/fixtures from the repo root, or further up
+        if (folder / "shared" / "fixtures").is_dir():
+            return folder / "shared" / "fixtures"
+    return root.parent / "shared" / "fixtures"
+
+
+FIXTURES = _fixtures()
 """Real third-party captures, read in place (``../shared/fixtures`` from the repo root)."""
 IN_CI = os.environ.get("CI") == "true"
 
