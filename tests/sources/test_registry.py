@@ -82,3 +82,70 @@ def test_random_bytes_only_ever_raise_decode_error(name: str) -> None:
         tag = rng.choice(tags.get(name, [""]))
         with contextlib.suppress(DecodeError):
             decoder.feed(data, 1_700_000_000_000_000_000, tag)
+
+
+def _kunos_pages(folder, game: str, packet: int) -> None:  # type: ignore[no-untyped-def]
+    """Write the three pages as the Proton bridge exposes them (files named after the maps)."""
+    from pitwire.sources import kunos_layouts as layouts
+    from pitwire.sources.layout import build
+
+    acc = game == "acc"
+    static = {
+        "smVersion": "1.9" if acc else "1.7",
+        "acVersion": "1.9" if acc else "1.16",
+        "carModel": "ferrari_488_gt3" if acc else "ks_mazda_mx5_cup",
+        "track": "monza",
+        "playerName": "Ada",
+        "playerSurname": "Lovelace",
+        "trackSPlineLength": 5793.0,
+    }
+    if acc:
+        static |= {"isOnline": 0, "dryTyresName": "DHF", "wetTyresName": "WH"}
+    graphics = {"packetId": packet, "status": 2, "session": 2, "completedLaps": 3}
+    physics = {"packetId": packet, "gear": 4, "rpms": 7200, "speedKmh": 201.5}
+    for tag, values in (("static", static), ("graphics", graphics), ("physics", physics)):
+        (folder / f"acpmf_{tag}").write_bytes(build(layouts.LAYOUTS[game][tag], values))
+
+
+@pytest.mark.parametrize("game", ["acc", "ac"])
+async def test_shared_memory_games_read_map_files_into_frames(game: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """--source acc/ac --map-file DIR polls the page files: the car is announced with its
+    driver and car, the session with its track, and frames come in channel units."""
+    import asyncio
+
+    from pitwire.sources.base import SessionChange, StreamUpdate
+
+    _kunos_pages(tmp_path, game, 1)
+    source = make_source(game, capture=CaptureOptions(map_files=[str(tmp_path)], poll_rate=200))
+    items = []
+    async with asyncio.timeout(5):
+        async for item in source:
+            items.append(item)
+            if isinstance(item, tuple):
+                break
+    change = next(i for i in items if isinstance(i, SessionChange))
+    update = next(i for i in items if isinstance(i, StreamUpdate))
+    _, batch = items[-1]
+    assert change.track.startswith("monza")
+    assert update.info.driver == "Ada Lovelace" and update.info.car
+    assert batch.columns["speed"][0] == pytest.approx(201.5)
+    assert batch.columns["gear"][0] == 3 and batch.columns["lap"][0] == 3
+
+
+@pytest.mark.parametrize("game", ["acc", "ac"])
+async def test_auto_tells_ac_from_acc_by_the_static_page(game: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """auto polls the Kunos maps once for both games and keeps the one the pages are from."""
+    import asyncio
+
+    from pitwire.sources.auto import AutoSource
+
+    _kunos_pages(tmp_path, game, 1)
+    auto = AutoSource(
+        CaptureOptions(map_files=[str(tmp_path)], poll_rate=200),
+        games={name: GAMES[name] for name in ("acc", "ac")},
+    )
+    async with asyncio.timeout(5):
+        async for item in auto:
+            if isinstance(item, tuple):
+                break
+    assert auto.info.source == game
