@@ -211,7 +211,7 @@ def agent(
     _logging(log_level)
     from pitwire.agent.run import Agent
     from pitwire.agent.uplink import UplinkError
-    from pitwire.server.ingest import SESSION_ID
+    from pitwire.model.ids import ID_PATTERN as SESSION_ID
     from pitwire.sources.base import SourceError
     from pitwire.sources.registry import make_source
 

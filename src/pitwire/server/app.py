@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 from pathlib import Path
@@ -155,7 +156,7 @@ def uvicorn_config(
         app,
         host=host,
         port=port,
-        loop="uvloop",
+        loop="uvloop" if sys.platform != "win32" else "auto",  # uvloop has no Windows build
         http="httptools",
         ws=PitwireWebSocketProtocol,
         ws_per_message_deflate=False,

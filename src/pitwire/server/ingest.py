@@ -21,7 +21,7 @@ from fastapi.responses import JSONResponse
 
 from pitwire.model.channels import STANDARD, ChannelSet
 from pitwire.model.frames import FrameBatch
-from pitwire.model.ids import SessionId, StreamId
+from pitwire.model.ids import ID_PATTERN, SessionId, StreamId
 from pitwire.model.manifest import load_builtin
 from pitwire.model.records import SessionInfo, StreamInfo
 from pitwire.protocol import SUBPROTOCOL
@@ -39,7 +39,7 @@ from pitwire.store.base import Store, StoreError
 
 log = logging.getLogger("pitwire.ingest")
 
-SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+SESSION_ID = ID_PATTERN
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
 """Largest accepted ``POST /ingest`` body [bytes]; larger gets 413."""
 

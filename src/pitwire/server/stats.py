@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import resource
 
 import numpy as np
 
@@ -53,5 +52,9 @@ def rss_bytes() -> int:
     try:
         with open(f"/proc/{os.getpid()}/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except OSError:
+    except (OSError, AttributeError):  # not Linux (no /proc, or no sysconf on Windows)
+        try:
+            import resource
+        except ImportError:  # Windows: not measured
+            return 0
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
