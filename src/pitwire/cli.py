@@ -262,15 +262,27 @@ def agent(
 
     ended: list[bool] = []
 
+    stopped: list[bool] = []
+
     async def run() -> None:
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
+
+        def on_signal() -> None:
+            if stopped:  # the second Ctrl+C: quit at once
+                task.cancel()  # type: ignore[union-attr]
+                return
+            stopped.append(True)
+            console.print("agent: stopping; sending what is left (Ctrl+C again to quit now)")
+            the_agent.stop()
+
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):  # Windows loops have no signal handlers
-                loop.add_signal_handler(sig, task.cancel)  # type: ignore[union-attr]
+                loop.add_signal_handler(sig, on_signal)
         with contextlib.suppress(asyncio.CancelledError):
             await the_agent.run()
-            ended.append(True)
+            if not stopped:
+                ended.append(True)
 
     try:
         asyncio.run(run())
@@ -285,6 +297,11 @@ def agent(
         f"acknowledged as stored {stored}, not acknowledged {r.unacked}, "
         f"dropped (queue full) {r.dropped}"
     )
+    if stopped and (r.unacked or r.dropped):
+        console.print(
+            f"[yellow]warning:[/] {r.unacked + r.dropped} frames did not reach the server "
+            "before the agent stopped"
+        )
     if ended and (r.unacked or r.dropped):
         console.print(
             "[red]error:[/] the source ended but not every frame reached the server; "
@@ -390,10 +407,16 @@ def demo(
         # Runs in the server's shutdown, before uvicorn re-raises SIGTERM/SIGINT.
         for proc in child:
             if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=5)
-                except subprocess.TimeoutExpired:
+                # The server is going away: no point in the agent waiting for acks, so a
+                # second SIGTERM after a moment makes it quit at once.
+                for wait in (0.5, 5.0):
+                    proc.send_signal(signal.SIGTERM)
+                    try:
+                        proc.wait(timeout=wait)
+                        break
+                    except subprocess.TimeoutExpired:
+                        continue
+                if proc.poll() is None:
                     proc.kill()
 
     server_app = _make_app(db, on_shutdown=stop_agent)
@@ -420,7 +443,10 @@ def demo(
                     "--log-level",
                     "error",  # its reconnect warnings at shutdown are noise here,
                 ],
+                # Its frames in flight when the demo stops cannot be stored (the server is
+                # going away): its report would only alarm, so the demo's agent is silent.
                 stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
                 start_new_session=True,
             )
         )

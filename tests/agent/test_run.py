@@ -255,3 +255,22 @@ async def test_a_capture_switching_sessions_stores_every_frame_of_every_session(
             continue  # a game session that sent no car frame
         stored += sum(s.frames for s in summary.streams)
     assert stored == report.frames_sent
+
+
+async def test_stop_sends_what_was_read_and_waits_for_the_acks(server):
+    """stop() ends reading; every frame read before it is sent and acked before run returns."""
+    source = SimSource(cars=2, seed=3, rate_hz=60, realtime=True)
+    agent = Agent(source, server=server.ws, session="stopped")
+    running = asyncio.create_task(agent.run())
+    await asyncio.sleep(0.5)
+    agent.stop()
+    report = await asyncio.wait_for(running, 10)
+    assert report.frames_sent > 20 and report.unacked == 0
+    await server.app.state.persistence.flush()
+    stored = 0
+    for car in ("car-1", "car-2"):
+        batch = await server.store.read_frames(
+            session_id=SessionId("stopped"), stream_id=StreamId(car)
+        )
+        stored += batch.n
+    assert stored == report.frames_sent

@@ -91,6 +91,7 @@ class Agent:
         self._earlier_in = self._earlier_duplicates = 0  # counts of replaced cores
         self._legs: list[_Leg] = []
         self._draining: set[asyncio.Task[None]] = set()
+        self._stop = asyncio.Event()
         info = source.info
         self.leg = self._new_leg(info.track, info.source)
         for s in info.streams:
@@ -139,10 +140,40 @@ class Agent:
         self._legs.append(leg)
         return leg
 
+    def stop(self) -> None:
+        """Stop reading the source; ``run`` then sends what it has, waits for the acks (up to
+        its ``drain_timeout``) and returns. (Cancel ``run`` to stop at once.)"""
+        self._stop.set()
+
     async def run(self, *, drain_timeout: float = 5.0) -> AgentReport:
-        """Run until the source ends (then wait up to ``drain_timeout`` for acks) or until
-        cancelled."""
+        """Run until the source ends or ``stop()`` (then wait up to ``drain_timeout`` for
+        acks) or until cancelled."""
         self.leg.task = asyncio.create_task(self.leg.uplink.run())
+        pump = asyncio.create_task(self._pump(drain_timeout))
+        stopping = asyncio.create_task(self._stop.wait())
+        try:
+            await asyncio.wait({pump, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not pump.done():
+                pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump  # re-raises an unrecoverable uplink or source error
+            for s, b in self.core.flush():
+                self._submit(s, b)
+            await self._drain(self._legs, drain_timeout)  # earlier sessions' frames too
+            return self.report()
+        finally:
+            for task in [
+                pump,
+                stopping,
+                *self._draining,
+                *(leg.task for leg in self._legs if leg.task),
+            ]:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _pump(self, drain_timeout: float) -> None:
+        """Read the source into the uplinks until it ends."""
         items = aiter(self.source)
         try:
             async for item in items:
@@ -166,18 +197,10 @@ class Agent:
                         self._submit(s, b)
                 if self.leg.task is not None and self.leg.task.done():
                     await self.leg.task  # an unrecoverable uplink error (bad URL) ends the agent
-            for s, b in self.core.flush():
-                self._submit(s, b)
-            await self._drain(self._legs, drain_timeout)  # earlier sessions' frames too
-            return self.report()
         finally:
             close = getattr(items, "aclose", None)
             if close is not None:  # the source's own cleanup (sockets, captures) runs now
                 await close()
-            for task in [*self._draining, *(leg.task for leg in self._legs if leg.task)]:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
 
     def _session_change(self, change: SessionChange, drain_timeout: float) -> None:
         same = change.key == self._game_session
