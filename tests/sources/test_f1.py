@@ -428,3 +428,12 @@ def test_real_captures_decode_into_samples(year: int) -> None:
             assert s.values["m_tyresPressure[2]"] == np.float32(car["m_tyresPressure"][2])
             checked += 1
     assert checked
+
+
+def test_lap_counts_completed_laps_and_is_never_negative() -> None:
+    """The game's lap number 3 is lap 2 completed, 0 (before the start) is 0, unknown NaN."""
+    manifest = load_builtin("f1")
+    raw = np.full((3, len(manifest.raw_fields)), math.nan)
+    raw[:, manifest.raw_fields.index("m_currentLapNum")] = [3, 0, math.nan]
+    lap = manifest.apply_matrix(raw)["lap"]
+    assert lap[:2].tolist() == [2.0, 0.0] and math.isnan(lap[2])
