@@ -207,9 +207,10 @@ async def test_an_f1_capture_replayed_becomes_one_session_of_named_cars(server, 
     from pitwire.sources.registry import CaptureOptions, make_source
     from support import fixture
 
+    lines_2022 = fixture("f1-udp/2022.jsonl").read_text().splitlines()  # may skip: first
     capture = tmp_path / "jeddah.pwraw"
     writer = RawWriter(capture, source="f1")
-    for i, line in enumerate(fixture("f1-udp/2022.jsonl").read_text().splitlines()):
+    for i, line in enumerate(lines_2022):
         message = json.loads(line)["message"]
         data = bytes(message["data"] if isinstance(message, dict) else message)
         writer.write(Received(data, 1_650_000_000_000_000_000 + i * 1_000_000))
@@ -235,9 +236,10 @@ async def test_a_capture_switching_sessions_stores_every_frame_of_every_session(
     from pitwire.sources.registry import CaptureOptions, make_source
     from support import fixture
 
+    lines_2023 = fixture("f1-udp/2023.jsonl").read_text().splitlines()  # may skip: first
     capture = tmp_path / "mixed.pwraw"
     writer = RawWriter(capture, source="f1")
-    for i, line in enumerate(fixture("f1-udp/2023.jsonl").read_text().splitlines()):
+    for i, line in enumerate(lines_2023):
         message = json.loads(line)["message"]
         data = bytes(message["data"] if isinstance(message, dict) else message)
         writer.write(Received(data, 1_690_000_000_000_000_000 + i * 1_000_000))
