@@ -3,7 +3,7 @@
 The agent's whole path for a packet short of the socket: decoder.feed → Framer → AgentCore
 → AgentPeer.send_batch (binary frame serialization). Figures: µs per packet and the share
 of one core at the game's usual 60 Hz, for the F1 22-car telemetry packet (22 frames of
-~86 channels each) and one Forza Dash datagram (one frame).
+~87 channels each) and one Forza Dash datagram (one frame).
 """
 
 from __future__ import annotations
