@@ -18,7 +18,7 @@ from types import TracebackType
 import zstandard
 
 from pitwire import __version__
-from pitwire.codec.carry import CarryEncoder
+from pitwire.codec.carry import CarryEncoder, Layout, Rows
 from pitwire.model.frames import FrameBatch
 from pitwire.model.records import LapInfo, SessionInfo, StreamInfo
 from pitwire.sessionfile import format as fmt
@@ -73,6 +73,8 @@ class SessionWriter:
         self._pending: dict[int, list[FrameBatch]] = {}
         self._seq: dict[int, int] = {}
         self._encoders: dict[int, CarryEncoder] = {}
+        self._layouts: dict[int, Layout] = {}
+        self._names: dict[int, set[str]] = {}
         self._compressor: zstandard.ZstdCompressionObj | None = None
         self._segment_raw = 0
         self._segment_t0: int | None = None
@@ -113,12 +115,11 @@ class SessionWriter:
             number = self._numbers.get(stream_id)
             if number is None:
                 raise KeyError(f"stream {stream_id!r} is not declared: add_stream() it first")
-            missing = [
-                c.name for c in self._streams[number].channels if c.name not in batch.columns
-            ]
-            if missing:
-                raise ValueError(f"stream {stream_id!r}: the batch lacks {', '.join(missing)}")
             if batch.n:
+                if not self._names[number] <= batch.columns.keys():
+                    channels = self._streams[number].channels
+                    missing = [c.name for c in channels if c.name not in batch.columns]
+                    raise ValueError(f"stream {stream_id!r}: the batch lacks {', '.join(missing)}")
                 self._pending.setdefault(number, []).append(batch)
             if time.monotonic() - self._last_flush >= self.flush_interval:
                 self._flush_locked()
@@ -203,6 +204,8 @@ class SessionWriter:
             self._write(fmt.block(fmt.STREAM, fmt.encode_record(decl)))
         if channels_changed:
             self._compressor = None  # the next data starts a segment with the new columns
+        self._layouts[number] = self._encoder(number).layout
+        self._names[number] = {c.name for c in info.channels}
         self._encoders.pop(number, None)
         if self._compressor is not None:
             self._encoders[number] = self._encoder(number)
@@ -215,9 +218,11 @@ class SessionWriter:
         if not self._pending:
             return
         pending, self._pending = self._pending, {}
-        batches = {number: FrameBatch.concat(b) for number, b in pending.items()}
-        t0 = min(b.t0_ns for b in batches.values())
-        t1 = max(b.t1_ns for b in batches.values())
+        batches: dict[int, Rows] = {
+            number: self._layouts[number].stacked(parts) for number, parts in pending.items()
+        }
+        t0 = min(int(rows[0][0]) for rows in batches.values())
+        t1 = max(int(rows[0][-1]) for rows in batches.values())
         flags = 0
         if (
             self._compressor is None
@@ -232,16 +237,17 @@ class SessionWriter:
             flags = fmt.SEGMENT_START
         entries: list[fmt.Entry] = []
         raw: list[bytes] = []
-        for number, batch in batches.items():
+        for number, (t, m4, m8) in batches.items():
             encoder = self._encoders.get(number)
             if encoder is None:
                 encoder = self._encoders[number] = self._encoder(number)
-            raw.append(encoder.encode(batch))
-            entry = fmt.Entry(number, batch.n, self._seq[number], batch.t0_ns, batch.t1_ns)
-            self._seq[number] += batch.n
+            raw.append(encoder.encode_rows(t, m4, m8))
+            n = len(t)
+            entry = fmt.Entry(number, n, self._seq[number], int(t[0]), int(t[-1]))
+            self._seq[number] += n
             entries.append(entry)
             self._segments[-1].add(entry)
-            self.frames_written += batch.n
+            self.frames_written += n
         body = b"".join(raw)
         self._segment_raw += len(body)
         compressed = self._compressor.compress(body) + self._compressor.flush(
