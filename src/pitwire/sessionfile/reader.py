@@ -88,18 +88,18 @@ class SessionReader:
             self._rebuild_empty()
             return
         _, version, _flags, length = fmt.FILE_HEAD.unpack(head)
-        if version > fmt.VERSION:
-            raise fmt.SessionFileError(
-                f"{self.path} is session file version {version}; this pitwire reads up to "
-                f"{fmt.VERSION}: upgrade pitwire"
-            )
-        body = self._file.read(length + 4)
+        body = self._file.read(min(length, self.size) + 4)
         if len(body) < length + 4 or struct.unpack_from("<I", body, length)[0] != zlib.crc32(
             head[8:] + body[:length]
         ):
             self._problem(0, "the file header is cut short or damaged; nothing can be read")
             self._rebuild_empty()
             return
+        if version > fmt.VERSION:  # checked after the checksum: a damaged byte is no version
+            raise fmt.SessionFileError(
+                f"{self.path} is session file version {version}; this pitwire reads up to "
+                f"{fmt.VERSION}: upgrade pitwire"
+            )
         try:
             header = fmt.decode_header(body[:length])
         except msgspec.DecodeError as exc:
@@ -225,6 +225,8 @@ class SessionReader:
         return self._file.read(8) == fmt.TRAILER_MAGIC
 
     def _problem(self, offset: int, message: str) -> None:
+        if offset >= self.data_start:  # nothing after damage is read, even with an index
+            self.data_end = min(getattr(self, "data_end", offset), offset)
         text = f"{self.path}: at byte {offset}: {message}; reading stops there"
         if text not in self.problems:
             self.problems.append(text)
@@ -276,9 +278,12 @@ class SessionReader:
         decoded segment by segment."""
         wanted = None if streams is None else {self._number(s) for s in streams}
         for i, segment in enumerate(self.segments):
+            if segment.offset >= self.data_end:
+                break
             if not self._overlaps(segment, wanted, t0_ns, t1_ns):
                 continue
             end = self.segments[i + 1].offset if i + 1 < len(self.segments) else self.data_end
+            end = min(end, self.data_end)
             for number, batch in self._decode_segment(segment, end, wanted):
                 if t0_ns is not None or t1_ns is not None:
                     keep = np.ones(batch.n, bool)

@@ -1,0 +1,279 @@
+"""Tests of the .pwr session file: round trips, damage, crashes, evolution, concurrency."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import struct
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pitwire import sessionfile
+from pitwire.model.frames import FrameBatch
+from pitwire.model.records import LapInfo, SessionInfo, StreamInfo
+from pitwire.sessionfile import SessionFileError
+from pwrgen import CHANNELS, INFO, T0, batch, streams
+
+HERE = Path(__file__).parents[1]  # tests/, where pwrgen.py lives
+
+
+def write_session(path: Path, *, cars: int = 3, frames: int = 600, chunk: int = 7, **opts):  # type: ignore[no-untyped-def]
+    """Write ``frames`` frames per car in chunks, flushing after each round; the batches."""
+    written: dict[str, list[FrameBatch]] = {f"car-{c}": [] for c in range(cars)}
+    with sessionfile.create(path, INFO, streams=streams(cars), **opts) as w:
+        for start in range(0, frames, chunk):
+            for c in range(cars):
+                b = batch(c, start, min(chunk, frames - start))
+                w.write(f"car-{c}", b)
+                written[f"car-{c}"].append(b)
+            w.flush()
+        w.add_lap(LapInfo(stream_id="car-0", lap=0, t0_ns=T0, t1_ns=T0 + 9, frames=10))
+    return {k: FrameBatch.concat(v) for k, v in written.items()}
+
+
+def test_round_trip_is_bit_exact_with_schema_laps_and_index(tmp_path: Path) -> None:
+    """Everything written reads back bit for bit, with its streams, laps and an index."""
+    path = tmp_path / "s.pwr"
+    written = write_session(path, segment_s=1.0)
+    with sessionfile.open(path) as r:
+        assert r.problems == [] and not r.index_rebuilt
+        assert r.info == INFO
+        assert [s.stream_id for s in r.streams] == list(written)
+        assert r.streams[0].channels == CHANNELS
+        assert r.laps == [LapInfo(stream_id="car-0", lap=0, t0_ns=T0, t1_ns=T0 + 9, frames=10)]
+        assert len(r.segments) > 3  # 6 s of data, a segment per second
+        for sid, b in written.items():
+            assert r.frames(sid).equals(b)
+        summary = {s.stream_id: s for s in r.summary()}
+        assert summary["car-1"].frames == 600 and summary["car-1"].last_seq == 599
+        assert summary["car-1"].t0_ns == T0 + 1
+
+
+def test_seek_by_time_returns_exactly_the_frames_in_range(tmp_path: Path) -> None:
+    """frames(t0_ns, t1_ns) gives the frames in the closed range, across segments."""
+    path = tmp_path / "s.pwr"
+    written = write_session(path, segment_s=0.5)
+    lo, hi = T0 + 1_234_000_000, T0 + 3_456_000_000
+    with sessionfile.open(path) as r:
+        got = r.frames("car-0", t0_ns=lo, t1_ns=hi)
+    want = written["car-0"]
+    keep = (want.t_ns >= lo) & (want.t_ns <= hi)
+    assert got.n == int(keep.sum()) > 0
+    assert np.array_equal(got.t_ns, want.t_ns[keep])
+    assert np.array_equal(got.columns["speed"], want.columns["speed"][keep])
+
+
+def test_batches_stream_in_file_order_without_loading_everything(tmp_path: Path) -> None:
+    """batches() yields every stream's frames in the order written."""
+    path = tmp_path / "s.pwr"
+    write_session(path, frames=70, chunk=7)
+    with sessionfile.open(path) as r:
+        order = [(sid, int(b.columns["packet_id"][0])) for sid, b in r.batches()]
+    assert order[:4] == [("car-0", 0), ("car-1", 0), ("car-2", 0), ("car-0", 7)]
+    assert len(order) == 30
+
+
+def test_streams_declared_late_and_drivers_learned_later(tmp_path: Path) -> None:
+    """Streams added mid-file, a driver renamed and a channel added all read back."""
+    path = tmp_path / "s.pwr"
+    extra = [*CHANNELS, CHANNELS[0].__class__(name="boost", unit="bar")]
+    with sessionfile.create(path, INFO) as w:
+        w.add_stream(streams(1)[0])
+        w.write("car-0", batch(0, 0, 50))
+        w.add_stream(StreamInfo(stream_id="car-9", driver="Late", channels=CHANNELS))
+        w.write("car-9", batch(9, 0, 20))
+        w.write("car-0", batch(0, 50, 50))
+        w.add_stream(StreamInfo(stream_id="car-0", driver="Renamed", car="GT3", channels=CHANNELS))
+        w.write("car-0", batch(0, 100, 10))
+        b = batch(0, 110, 10)
+        b.columns["boost"] = np.full(10, 1.5, np.float32)
+        w.add_stream(StreamInfo(stream_id="car-0", driver="Renamed", channels=extra))
+        w.write("car-0", b)
+        w.update_session(SessionInfo(session_id=INFO.session_id, track="Monza"))
+    with sessionfile.open(path) as r:
+        assert r.info.track == "Monza"
+        assert [(s.stream_id, s.driver) for s in r.streams] == [
+            ("car-0", "Renamed"),
+            ("car-9", "Late"),
+        ]
+        car0 = list(r.batches(["car-0"]))
+        assert sum(b.n for _, b in car0) == 120
+        assert "boost" in car0[-1][1].columns and "boost" not in car0[0][1].columns
+        assert r.frames("car-9").equals(batch(9, 0, 20))
+
+
+def test_several_threads_can_write_through_one_file(tmp_path: Path) -> None:
+    """Four threads writing their own streams lose and mix nothing."""
+    path = tmp_path / "s.pwr"
+    w = sessionfile.create(path, INFO, streams=streams(4), flush_interval=0.005)
+
+    def feed(car: int) -> None:
+        for k in range(300):
+            w.write(f"car-{car}", batch(car, k, 1))
+
+    threads = [threading.Thread(target=feed, args=(c,)) for c in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    w.close()
+    with sessionfile.open(path) as r:
+        for c in range(4):
+            assert r.frames(f"car-{c}").equals(batch(c, 0, 300))
+
+
+def test_the_flusher_writes_within_the_interval_without_being_asked(tmp_path: Path) -> None:
+    """Frames written and left alone are on disk within about flush_interval."""
+    path = tmp_path / "s.pwr"
+    w = sessionfile.create(path, INFO, streams=streams(1), flush_interval=0.05)
+    w.write("car-0", batch(0, 0, 5))
+    time.sleep(0.25)
+    with sessionfile.open(path) as r:  # the writer is still open: no index yet
+        assert r.index_rebuilt and r.frames("car-0").equals(batch(0, 0, 5))
+    w.close()
+
+
+def test_a_file_cut_at_every_offset_reads_the_blocks_before_the_cut(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    """Truncated anywhere, the reader returns exactly the frames of whole blocks before the
+    cut and warns, never raises (a cut inside the first bytes is 'not a session file')."""
+    path = tmp_path / "s.pwr"
+    write_session(path, cars=2, frames=40, chunk=5, segment_s=0.1)
+    data = path.read_bytes()
+    with sessionfile.open(path) as r:
+        ends = _block_ends(r)
+        data_end = r.data_end
+        full = {s.stream_id: r.frames(s.stream_id) for s in r.streams}
+    cut_path = tmp_path / "cut.pwr"
+    for cut in range(len(data)):
+        cut_path.write_bytes(data[:cut])
+        if cut < 8:
+            with pytest.raises(SessionFileError, match="not a pitwire session file"):
+                sessionfile.open(cut_path)
+            continue
+        with caplog.at_level(logging.WARNING), sessionfile.open(cut_path) as r:
+            whole = [e for e in ends if e[0] <= cut]
+            expected = sum(e[1] for e in whole)
+            got = sum(b.n for _, b in r.batches())
+            assert got == expected, cut
+            for sid, b in (
+                (s, r.frames(s)) for s in full if any(x.stream_id == s for x in r.streams)
+            ):
+                assert b.equals(full[sid].slice(0, b.n)), cut
+            if cut < data_end and cut not in {e[0] for e in ends}:
+                assert r.problems or r.data_end == r.data_start, cut  # damage is reported
+
+
+def _block_ends(r: sessionfile.SessionReader) -> list[tuple[int, int]]:
+    """(end offset, frames) of every DATA block, from the file itself."""
+    from pitwire.sessionfile import format as fmt
+
+    out = []
+    for block in r._blocks(r.data_start, r.data_end):
+        end = block.offset + fmt.BLOCK_HEAD.size + len(block.payload)
+        frames = 0
+        if block.kind == fmt.DATA:
+            entries, _ = fmt.split_data_payload(block.payload)
+            frames = sum(e.n for e in entries)
+        out.append((end, frames))
+    return out
+
+
+def test_corrupt_bytes_end_reading_at_the_last_good_block(tmp_path: Path) -> None:
+    """A flipped byte anywhere never raises; what is read is a prefix of what was written."""
+    seed = random.randrange(2**32)
+    print(f"seed={seed}")
+    rng = random.Random(seed)
+    path = tmp_path / "s.pwr"
+    write_session(path, cars=2, frames=200, chunk=10, segment_s=0.3)
+    data = path.read_bytes()
+    with sessionfile.open(path) as r:
+        full = {s.stream_id: r.frames(s.stream_id) for s in r.streams}
+    bad = tmp_path / "bad.pwr"
+    for _ in range(200):
+        pos = rng.randrange(8, len(data))
+        damaged = bytearray(data)
+        damaged[pos] ^= 1 << rng.randrange(8)
+        bad.write_bytes(bytes(damaged))
+        with sessionfile.open(bad) as r:
+            for s in r.streams:
+                got = r.frames(s.stream_id)
+                if s.stream_id in full:
+                    assert got.equals(full[s.stream_id].slice(0, got.n)), pos
+
+
+def test_not_a_session_file_and_newer_versions_are_refused(tmp_path: Path) -> None:
+    """Other files and files of a newer format version raise SessionFileError with advice."""
+    other = tmp_path / "notes.pwr"
+    other.write_bytes(b"hello, world")
+    with pytest.raises(SessionFileError, match="not a pitwire session file"):
+        sessionfile.open(other)
+    path = tmp_path / "s.pwr"
+    write_session(path, frames=10)
+    data = bytearray(path.read_bytes())
+    data[8] = 99  # a newer writer: its header checksum covers the version
+    (length,) = struct.unpack_from("<I", data, 12)
+    struct.pack_into("<I", data, 16 + length, zlib.crc32(bytes(data[8 : 16 + length])))
+    path.write_bytes(bytes(data))
+    with pytest.raises(SessionFileError, match=r"version 99.*upgrade pitwire"):
+        sessionfile.open(path)
+    with pytest.raises(SessionFileError, match="cannot open"):
+        sessionfile.open(tmp_path / "missing.pwr")
+
+
+def test_create_refuses_to_overwrite_and_checks_what_is_written(tmp_path: Path) -> None:
+    """An existing file is not overwritten; undeclared streams and missing channels are errors."""
+    path = tmp_path / "s.pwr"
+    write_session(path, frames=5)
+    with pytest.raises(SessionFileError, match="exists"):
+        sessionfile.create(path, INFO)
+    with sessionfile.create(tmp_path / "t.pwr", INFO, streams=streams(1)) as w:
+        with pytest.raises(KeyError, match="add_stream"):
+            w.write("car-7", batch(7, 0, 1))
+        b = batch(0, 0, 1)
+        del b.columns["rpm"]
+        with pytest.raises(ValueError, match="lacks rpm"):
+            w.write("car-0", b)
+
+
+@pytest.mark.parametrize("run", range(50))
+def test_a_writer_killed_at_a_random_moment_loses_nothing_it_flushed(
+    tmp_path: Path, run: int
+) -> None:
+    """SIGKILL of a writing process: every frame it reported flushed is read back exactly."""
+    seed = random.randrange(2**32)
+    print(f"seed={seed}")
+    delay = random.Random(seed).uniform(0.05, 0.4)
+    path = tmp_path / "killed.pwr"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), *sys.path])}
+    proc = subprocess.Popen(
+        [sys.executable, str(HERE / "pwrgen.py"), str(path)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    flushed = 0
+    deadline = time.monotonic() + delay
+    first = proc.stdout.readline()  # the writer is up
+    assert first.startswith("flushed"), first
+    flushed = int(first.split()[1])
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if line.startswith("flushed"):
+            flushed = int(line.split()[1])
+    proc.kill()
+    proc.wait()
+    proc.stdout.close()
+    with sessionfile.open(path) as r:
+        for car in range(3):
+            got = r.frames(f"car-{car}")
+            assert got.n >= flushed
+            assert got.equals(batch(car, 0, got.n))
