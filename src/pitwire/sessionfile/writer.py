@@ -108,6 +108,9 @@ class SessionWriter:
             self._flush_locked()
             self._declare(info, in_header=False)
 
+    def has_stream(self, stream_id: str) -> bool:
+        return stream_id in self._numbers
+
     def write(self, stream_id: str, batch: FrameBatch) -> None:
         """Queue ``batch`` (with every channel of the stream) for the next flush."""
         with self._lock:
