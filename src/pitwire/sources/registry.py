@@ -209,6 +209,7 @@ def _sim(**opts: Any) -> Source:
         seed=opts.get("seed", 0),
         rate_hz=opts.get("rate", 60.0),
         duration=opts.get("duration"),
+        realtime=opts.get("realtime", True),
     )
 
 
