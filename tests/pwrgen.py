@@ -60,3 +60,29 @@ if __name__ == "__main__":
             w.flush()
             print(f"flushed {k}", flush=True)
         time.sleep(0.001)
+
+
+def same_at_resolution(got: FrameBatch, want: FrameBatch, channels=CHANNELS) -> bool:  # type: ignore[no-untyped-def]
+    """True when ``got`` is ``want`` at each channel's resolution: times equal, quantized
+    channels within half a step (plus float32 rounding), others bit for bit; NaN and
+    infinities where they were."""
+    if got.n != want.n or not np.array_equal(got.t_ns, want.t_ns):
+        return False
+    for c in channels:
+        a = want.columns[c.name].astype(np.float64)
+        b = got.columns[c.name].astype(np.float64)
+        if got.columns[c.name].dtype != want.columns[c.name].dtype:
+            return False
+        if c.resolution is None:
+            if want.columns[c.name].tobytes() != got.columns[c.name].tobytes():
+                return False
+            continue
+        finite = np.isfinite(a)
+        if not np.array_equal(np.isnan(a), np.isnan(b)) or not np.array_equal(
+            a[~finite & ~np.isnan(a)], b[~finite & ~np.isnan(a)]
+        ):
+            return False
+        tolerance = c.resolution / 2 + np.abs(a[finite]) * 2**-23
+        if not (np.abs(a[finite] - b[finite]) <= tolerance).all():
+            return False
+    return True

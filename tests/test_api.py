@@ -67,9 +67,8 @@ def test_open_gives_laps_frames_and_a_dataframe(tmp_path: Path) -> None:
         df = s.to_pandas(channels=["speed", "gear"])
         assert list(df.columns) == ["stream", "time", "speed", "gear"]
         assert len(df) == 5000 and set(df["stream"]) == {"car-0", "car-1"}
-        assert np.array_equal(
-            df[df.stream == "car-1"]["speed"].to_numpy(), batch(1, 0, 2500).columns["speed"]
-        )
+        speed = df[df.stream == "car-1"]["speed"].to_numpy()
+        assert np.abs(speed - batch(1, 0, 2500).columns["speed"]).max() <= 0.0051  # resolution
         assert str(df["time"].dtype).startswith("datetime64[ns")
         with pytest.raises(ValueError, match="name one with stream="):
             s.frames()

@@ -1,23 +1,28 @@
 """Carried-delta column coding: successive batches of a stream, each coded against the last
 frame of the one before (the session file's blocks, a few frames every 100 ms).
 
-Like the v1 chunk (``codec.chunk``), values are coded as wrapping deltas of their bit
-patterns, byte-shuffled per column, so every value round-trips bit for bit (NaN payloads,
--0.0, infinities); unlike it, the first frame of a batch is a delta from the previous
-batch's last frame, so small batches stay small. A coder's state starts at zero: a reader
-must start decoding where the writer's coder started (a session-file segment). All columns
-of a dtype are coded in one numpy operation.
+Channels with a declared resolution are **quantized**: a value ``v`` is stored as the integer
+``q = rint(v / resolution)``, exact at the channel's resolution (decoded ``q * resolution``
+is within half a step of ``v``). Values that cannot be quantized (NaN, infinities, beyond
+2**53 steps) are kept exactly as exceptions. Channels without a resolution keep their exact
+bit patterns. Either way a column is coded as wrapping deltas (zigzag for quantized ones),
+byte-shuffled, so smooth signals leave mostly zero high bytes for zstd. The first frame of a
+batch is a delta from the previous batch's last frame, so small batches stay small; a coder's
+state starts at zero, so a reader must start where the writer's coder started (a segment).
 
-Entry layout (little-endian), ``N`` frames, the stream's float32 channels ``A`` and float64
-channels ``B``, each group in channel order::
+Entry layout (little-endian), ``N`` frames; the stream's channels in three groups, each in
+channel order: ``Q`` quantized, ``A`` exact float32, ``B`` exact float64::
 
     N x u64          time deltas (``t_ns`` as u64), byte-shuffled
-    A x (N x u32)    bit-pattern deltas of each float32 channel, byte-shuffled per channel
-    B x (N x u64)    the same for each float64 channel
+    Q x (N x u64)    zigzag deltas of the quantized values, byte-shuffled per channel
+    A x (N x u32)    bit-pattern deltas of each exact float32 channel, byte-shuffled
+    B x (N x u64)    the same for each exact float64 channel
+    u32 X            exceptions, then X x (u32 frame, u16 quantized channel, f64 value)
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Mapping, Sequence
 from itertools import chain
 from operator import itemgetter
@@ -26,56 +31,66 @@ import numpy as np
 import numpy.typing as npt
 
 from pitwire.codec.chunk import CodecError
+from pitwire.model.channels import Channel
 from pitwire.model.frames import Column, FrameBatch
 
-Rows = tuple[npt.NDArray[np.int64], npt.NDArray[np.float32], npt.NDArray[np.float64]]
-"""A batch as (t_ns [n], float32 channels [n x A], float64 channels [n x B])."""
+Rows = tuple[
+    npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float32], npt.NDArray[np.float64]
+]
+"""A batch as (t_ns [n], quantized channels [n x Q] as float64, exact float32 [n x A],
+exact float64 [n x B])."""
+
+_EXCEPTION = struct.Struct("<IHd")
+_COUNT = struct.Struct("<I")
+_LIMIT = float(2**53)
 
 
 class Layout:
-    """Which channels are float32 and float64, in the entry's order."""
+    """How a stream's channels are coded: quantized, exact float32, exact float64."""
 
-    def __init__(self, channels: Sequence[tuple[str, str]]) -> None:
-        self.names = [name for name, _ in channels]
-        self.f4 = [name for name, d in channels if d == "f4"]
-        self.f8 = [name for name, d in channels if d != "f4"]
-        self.width = 8 + 4 * len(self.f4) + 8 * len(self.f8)
-        self._get4 = _getter(self.f4)
-        self._get8 = _getter(self.f8)
-
-    def stacked(self, batches: Sequence[FrameBatch]) -> Rows:
-        """Several batches as one set of rows (CodecError names a missing channel)."""
-        if len(batches) == 1:
-            return self.rows(batches[0])
-        if all(b.n == 1 for b in batches):  # live capture: one frame per batch, one C loop each
-            k = len(batches)
-            try:
-                columns = [b.columns for b in batches]
-                f4 = list(chain.from_iterable(map(self._get4, columns)))
-                f8 = list(chain.from_iterable(map(self._get8, columns)))
-            except KeyError as exc:
-                raise CodecError(f"the batch has no column {exc}") from None
-            return (
-                np.concatenate([b.t_ns for b in batches]).astype(np.int64, copy=False),
-                (np.concatenate(f4) if f4 else np.zeros(0)).astype(np.float32).reshape(k, -1),
-                (np.concatenate(f8) if f8 else np.zeros(0)).astype(np.float64).reshape(k, -1),
-            )
-        parts = [self.rows(b) for b in batches]
-        return (
-            np.concatenate([p[0] for p in parts]),
-            np.concatenate([p[1] for p in parts]),
-            np.concatenate([p[2] for p in parts]),
-        )
+    def __init__(self, channels: Sequence[Channel]) -> None:
+        self.names = [c.name for c in channels]
+        quantized = [c for c in channels if c.resolution is not None and c.resolution > 0]
+        self.q = [c.name for c in quantized]
+        self.q_dtypes = [c.dtype for c in quantized]
+        self.resolution = np.array([c.resolution for c in quantized], np.float64)
+        exact = [c for c in channels if c not in quantized]
+        self.f4 = [c.name for c in exact if c.dtype == "f4"]
+        self.f8 = [c.name for c in exact if c.dtype != "f4"]
+        self.width = 8 + 8 * len(self.q) + 4 * len(self.f4) + 8 * len(self.f8)
+        self._get = (_getter(self.q), _getter(self.f4), _getter(self.f8))
 
     def rows(self, batch: FrameBatch) -> Rows:
-        cols = batch.columns
-        n = batch.n
-        try:  # (channels x n) built in C, returned as its (n x channels) transpose
-            m4 = np.array([cols[c] for c in self.f4], np.float32).reshape(len(self.f4), n).T
-            m8 = np.array([cols[c] for c in self.f8], np.float64).reshape(len(self.f8), n).T
+        """``batch`` as rows (CodecError names a missing channel)."""
+        return self.stacked([batch])
+
+    def stacked(self, batches: Sequence[FrameBatch]) -> Rows:
+        """Several batches of this stream as one set of rows (CodecError: a missing channel)."""
+        k = sum(b.n for b in batches)
+        try:
+            columns = [b.columns for b in batches]
+            groups = [list(chain.from_iterable(map(get, columns))) for get in self._get]
         except KeyError as exc:
             raise CodecError(f"the batch has no column {exc}") from None
-        return np.asarray(batch.t_ns, np.int64), m4, m8
+        t = np.concatenate([b.t_ns for b in batches]).astype(np.int64, copy=False)
+        out = []
+        for values, width, dtype in zip(
+            groups,
+            (len(self.q), len(self.f4), len(self.f8)),
+            (np.float64, np.float32, np.float64),
+            strict=True,
+        ):
+            if not width:
+                out.append(np.zeros((k, 0), dtype))
+            elif all(b.n == 1 for b in batches):  # one frame per batch: (batches x channels)
+                out.append(np.concatenate(values).astype(dtype).reshape(k, width))
+            else:  # per batch (channels x n), transposed and joined
+                per = [
+                    np.array(values[i * width : (i + 1) * width], dtype).T
+                    for i in range(len(batches))
+                ]
+                out.append(np.concatenate(per))
+        return t, out[0], out[1], out[2]
 
 
 def _getter(names: list[str]) -> Callable[[Mapping[str, Column]], tuple[Column, ...]]:
@@ -86,11 +101,11 @@ def _getter(names: list[str]) -> Callable[[Mapping[str, Column]], tuple[Column, 
     return get if len(names) > 1 else lambda cols: (get(cols),)
 
 
-def _shuffled(bits: npt.NDArray[np.unsignedinteger]) -> bytes:
+def _shuffled(values: npt.NDArray[np.unsignedinteger]) -> bytes:
     """(n x c) values → per column, all first bytes, then all second bytes, ..."""
-    n, c = bits.shape
-    width = bits.dtype.itemsize
-    planes = np.ascontiguousarray(bits.T).view(np.uint8).reshape(c, n, width)
+    n, c = values.shape
+    width = values.dtype.itemsize
+    planes = np.ascontiguousarray(values.T).view(np.uint8).reshape(c, n, width)
     return planes.transpose(0, 2, 1).tobytes()
 
 
@@ -104,37 +119,54 @@ def _unshuffled(
 
 
 class CarryEncoder:
-    """Codes batches of one stream whose columns are ``channels`` (name, 'f4'|'f8')."""
+    """Codes batches of one stream with ``channels``."""
 
-    def __init__(self, channels: Sequence[tuple[str, str]]) -> None:
+    def __init__(self, channels: Sequence[Channel]) -> None:
         self.layout = Layout(channels)
         self._t = np.zeros(1, np.uint64)
+        self._lastq = np.zeros(len(self.layout.q), np.int64)
         self._last4 = np.zeros(len(self.layout.f4), np.uint32)
         self._last8 = np.zeros(len(self.layout.f8), np.uint64)
 
-    def rows(self, batch: FrameBatch) -> Rows:
-        """``batch`` as the rows ``encode_rows`` takes (CodecError names a missing channel)."""
-        return self.layout.rows(batch)
-
     def encode(self, batch: FrameBatch) -> bytes:
-        return self.encode_rows(*self.rows(batch))
+        return self.encode_rows(*self.layout.rows(batch))
 
     def encode_rows(
         self,
         t_ns: npt.NDArray[np.int64],
+        mq: npt.NDArray[np.float64],
         m4: npt.NDArray[np.float32],
         m8: npt.NDArray[np.float64],
     ) -> bytes:
-        if len(t_ns) == 0:
+        n = len(t_ns)
+        if n == 0:
             return b""
         t = np.ascontiguousarray(t_ns, "<i8").view("<u8").reshape(-1, 1)
         parts = [_shuffled(self._deltas(t, self._t))]
+        exceptions: list[bytes] = []
+        if mq.shape[1]:
+            with np.errstate(invalid="ignore", over="ignore"):
+                steps = mq / self.layout.resolution
+                bad = ~(np.abs(steps) < _LIMIT)  # NaN, infinities, too many steps
+            q = np.rint(np.where(bad, 0.0, steps)).astype(np.int64)
+            # An exception's slot repeats the step before it (delta 0); frames in order.
+            for frame, column in zip(*np.nonzero(bad), strict=True):
+                exceptions.append(_EXCEPTION.pack(frame, column, mq[frame, column]))
+                q[frame, column] = q[frame - 1, column] if frame else self._lastq[column]
+            deltas = np.empty_like(q)
+            deltas[0] = q[0] - self._lastq
+            np.subtract(q[1:], q[:-1], out=deltas[1:])
+            self._lastq[:] = q[-1]
+            zigzag = ((deltas << 1) ^ (deltas >> 63)).view(np.uint64)
+            parts.append(_shuffled(zigzag))
         if m4.shape[1]:
             bits4 = np.ascontiguousarray(m4, "<f4").view("<u4")
             parts.append(_shuffled(self._deltas(bits4, self._last4)))
         if m8.shape[1]:
             bits8 = np.ascontiguousarray(m8, "<f8").view("<u8")
             parts.append(_shuffled(self._deltas(bits8, self._last8)))
+        parts.append(_COUNT.pack(len(exceptions)))
+        parts.extend(exceptions)
         return b"".join(parts)
 
     @staticmethod
@@ -151,41 +183,63 @@ class CarryEncoder:
 class CarryDecoder:
     """Decodes what a ``CarryEncoder`` of the same channels coded, in the same order."""
 
-    def __init__(self, channels: Sequence[tuple[str, str]]) -> None:
+    def __init__(self, channels: Sequence[Channel]) -> None:
         self.layout = Layout(channels)
         self._t = np.zeros(1, np.uint64)
+        self._lastq = np.zeros(len(self.layout.q), np.int64)
         self._last4 = np.zeros(len(self.layout.f4), np.uint32)
         self._last8 = np.zeros(len(self.layout.f8), np.uint64)
-
-    @property
-    def entry_width(self) -> int:
-        """Bytes per frame of an entry."""
-        return self.layout.width
 
     def decode(self, data: bytes | memoryview, pos: int, n: int) -> tuple[FrameBatch, int]:
         """The batch of ``n`` frames at ``pos`` in ``data``, and the position after it.
 
-        Each column is a contiguous row of one (channels x frames) array per dtype."""
-        end = pos + n * self.layout.width
-        if end > len(data):
-            raise CodecError(f"entry of {n} frames needs {end - pos} bytes, {len(data) - pos} left")
+        Each column is a contiguous row of one (channels x frames) array per group."""
+        lay = self.layout
+        end = pos + n * lay.width + _COUNT.size
         if n == 0:
             return FrameBatch.trusted(np.zeros(0, np.int64), {}), pos
+        if end > len(data):
+            raise CodecError(f"entry of {n} frames needs {end - pos} bytes, {len(data) - pos} left")
         t = self._undelta(_unshuffled(data, pos, n, 1, np.dtype("<u8")), self._t)
         pos += 8 * n
         by_name: dict[str, Column] = {}
-        c4, c8 = len(self.layout.f4), len(self.layout.f8)
+        cq, c4, c8 = len(lay.q), len(lay.f4), len(lay.f8)
+        values_q = None
+        if cq:
+            zigzag = _unshuffled(data, pos, n, cq, np.dtype("<u8"))
+            pos += 8 * n * cq
+            deltas = (zigzag >> np.uint64(1)).view(np.int64) ^ -(zigzag & np.uint64(1)).view(
+                np.int64
+            )
+            deltas[:, 0] += self._lastq
+            q = np.cumsum(deltas, axis=1)
+            self._lastq[:] = q[:, -1]
+            values_q = q * lay.resolution[:, None]
         if c4:
             v4 = self._undelta(_unshuffled(data, pos, n, c4, np.dtype("<u4")), self._last4)
             pos += 4 * n * c4
-            f4 = v4.view("<f4")
-            by_name.update((name, f4[j]) for j, name in enumerate(self.layout.f4))
+            by_name.update(zip(lay.f4, v4.view("<f4"), strict=True))
         if c8:
             v8 = self._undelta(_unshuffled(data, pos, n, c8, np.dtype("<u8")), self._last8)
             pos += 8 * n * c8
-            f8 = v8.view("<f8")
-            by_name.update((name, f8[j]) for j, name in enumerate(self.layout.f8))
-        columns = {name: by_name[name] for name in self.layout.names}
+            by_name.update(zip(lay.f8, v8.view("<f8"), strict=True))
+        (count,) = _COUNT.unpack_from(data, pos)
+        pos += _COUNT.size
+        if pos + count * _EXCEPTION.size > len(data):
+            raise CodecError(f"{count} exceptions do not fit in the entry")
+        if values_q is not None:
+            for i in range(count):
+                frame, column, value = _EXCEPTION.unpack_from(data, pos + i * _EXCEPTION.size)
+                if frame >= n or column >= cq:
+                    raise CodecError(f"exception at frame {frame}, channel {column}: out of range")
+                values_q[column, frame] = value
+            as4 = values_q.astype(np.float32) if "f4" in lay.q_dtypes else None
+            for j, (name, dtype) in enumerate(zip(lay.q, lay.q_dtypes, strict=True)):
+                by_name[name] = as4[j] if as4 is not None and dtype == "f4" else values_q[j]
+        elif count:
+            raise CodecError("exceptions in an entry without quantized channels")
+        pos += count * _EXCEPTION.size
+        columns = {name: by_name[name] for name in lay.names}
         return FrameBatch.trusted(t[0].view("<i8").astype(np.int64), columns), pos
 
     @staticmethod

@@ -340,7 +340,7 @@ class SessionReader:
         self, segment: fmt.Segment, end: int, wanted: set[int] | None
     ) -> Iterator[tuple[int, FrameBatch]]:
         channels = {
-            d.decl.number: [(c.name, c.dtype) for c in d.decl.info.channels]
+            d.decl.number: d.decl.info.channels
             for d in self._declared
             if d.offset <= segment.offset
         }
@@ -349,7 +349,7 @@ class SessionReader:
         for block in self._blocks(segment.offset, end):
             if block.kind == fmt.STREAM:
                 decl = fmt.decode_stream(block.payload)
-                channels[decl.number] = [(c.name, c.dtype) for c in decl.info.channels]
+                channels[decl.number] = decl.info.channels
                 decoders.pop(decl.number, None)  # a declaration restarts its stream's coding
                 continue
             if block.kind != fmt.DATA:

@@ -197,8 +197,8 @@ class SessionWriter:
             self._seq[number] = 0
         else:
             old = self._streams[number]
-            channels_changed = [(c.name, c.dtype) for c in old.channels] != [
-                (c.name, c.dtype) for c in info.channels
+            channels_changed = [(c.name, c.dtype, c.resolution) for c in old.channels] != [
+                (c.name, c.dtype, c.resolution) for c in info.channels
             ]
             self._streams[number] = info
         decl = fmt.StreamDecl(number=number, info=info)
@@ -214,7 +214,7 @@ class SessionWriter:
             self._encoders[number] = self._encoder(number)
 
     def _encoder(self, number: int) -> CarryEncoder:
-        return CarryEncoder([(c.name, c.dtype) for c in self._streams[number].channels])
+        return CarryEncoder(self._streams[number].channels)
 
     def _flush_locked(self) -> None:
         self._last_flush = time.monotonic()
@@ -240,11 +240,11 @@ class SessionWriter:
             flags = fmt.SEGMENT_START
         entries: list[fmt.Entry] = []
         raw: list[bytes] = []
-        for number, (t, m4, m8) in batches.items():
+        for number, (t, mq, m4, m8) in batches.items():
             encoder = self._encoders.get(number)
             if encoder is None:
                 encoder = self._encoders[number] = self._encoder(number)
-            raw.append(encoder.encode_rows(t, m4, m8))
+            raw.append(encoder.encode_rows(t, mq, m4, m8))
             n = len(t)
             entry = fmt.Entry(number, n, self._seq[number], int(t[0]), int(t[-1]))
             self._seq[number] += n
