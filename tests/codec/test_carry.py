@@ -82,7 +82,7 @@ def test_missing_columns_and_short_data_are_codec_errors() -> None:
         enc.encode(FrameBatch(np.zeros(1, np.int64), {"speed": np.zeros(1, np.float32)}))
     b = _batch(np.random.default_rng(1), 0, 5)
     data = enc.encode(b)
-    with pytest.raises(CodecError, match="needs|do not fit"):
+    with pytest.raises(CodecError, match=r"needs|do not fit"):
         CarryDecoder(CHANNELS).decode(data[:-10], 0, 5)
     with pytest.raises(CodecError, match="needs"):
         CarryDecoder(CHANNELS).decode(data[:20], 0, 5)
