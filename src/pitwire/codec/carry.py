@@ -66,7 +66,9 @@ class Layout:
 
     def stacked(self, batches: Sequence[FrameBatch]) -> Rows:
         """Several batches of this stream as one set of rows (CodecError: a missing channel)."""
-        k = sum(b.n for b in batches)
+        sizes = [len(b.t_ns) for b in batches]
+        k = sum(sizes)
+        single = k == len(batches)  # one frame per batch (live capture)
         try:
             columns = [b.columns for b in batches]
             groups = [list(chain.from_iterable(map(get, columns))) for get in self._get]
@@ -82,7 +84,7 @@ class Layout:
         ):
             if not width:
                 out.append(np.zeros((k, 0), dtype))
-            elif all(b.n == 1 for b in batches):  # one frame per batch: (batches x channels)
+            elif single:  # (batches x channels) straight from one concatenation
                 out.append(np.concatenate(values).astype(dtype).reshape(k, width))
             else:  # per batch (channels x n), transposed and joined
                 per = [

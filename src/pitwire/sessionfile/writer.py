@@ -119,7 +119,7 @@ class SessionWriter:
             if number is None:
                 raise KeyError(f"stream {stream_id!r} is not declared: add_stream() it first")
             if batch.n:
-                if not self._names[number] <= batch.columns.keys():
+                if not self._names[number].issubset(batch.columns):
                     channels = self._streams[number].channels
                     missing = [c.name for c in channels if c.name not in batch.columns]
                     raise ValueError(f"stream {stream_id!r}: the batch lacks {', '.join(missing)}")
