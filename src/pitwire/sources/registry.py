@@ -213,7 +213,7 @@ def _sim(**opts: Any) -> Source:
     )
 
 
-SOURCE_NAMES = ["sim", *GAMES, "auto"]
+SOURCE_NAMES = ["sim", *GAMES, "auto", "replay"]
 
 
 def make_source(name: str, *, capture: CaptureOptions | None = None, **opts: Any) -> Source:
@@ -226,4 +226,11 @@ def make_source(name: str, *, capture: CaptureOptions | None = None, **opts: Any
         from pitwire.sources.auto import AutoSource
 
         return AutoSource(capture or CaptureOptions())
+    if name == "replay":
+        from pitwire.sources.replay import ReplaySource
+
+        if opts.get("file") is None:
+            raise SourceError("the replay source needs a session file (file=...)")
+        speed = (capture or CaptureOptions()).replay_speed
+        return ReplaySource(opts["file"], speed=opts.get("speed", speed))
     raise SourceError(f"unknown source {name!r}; known sources: {', '.join(SOURCE_NAMES)}")

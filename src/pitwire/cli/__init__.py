@@ -1,4 +1,5 @@
-"""The ``pitwire`` command line: serve, agent, demo."""
+"""The ``pitwire`` command line: serve, agent, demo here; record, inspect, export, import and
+watch in ``pitwire.cli.files``."""
 
 from __future__ import annotations
 
@@ -122,7 +123,8 @@ def agent(
         str,
         typer.Option(
             help="Where frames come from: sim, f1, forza, acc, ac, ac-udp, iracing, outgauge, "
-            "or auto (listen on every known port and map, keep the first that sends)."
+            "auto (listen on every known port and map, keep the first that sends), or replay "
+            "(a recorded session file, --file)."
         ),
     ] = "sim",
     server: Annotated[str, typer.Option(help="Server URL.")] = "ws://127.0.0.1:8000",
@@ -174,7 +176,10 @@ def agent(
         typer.Option(help="Read a --record-raw capture instead of the game (same decode path)."),
     ] = None,
     replay_speed: Annotated[
-        float, typer.Option(help="--replay-raw pace: 1 = as recorded, 0 = as fast as possible.")
+        float,
+        typer.Option(
+            help="--replay-raw and --source replay pace: 1 = as recorded, 0 = as fast as possible."
+        ),
     ] = 1.0,
     map_file: Annotated[
         list[str] | None,
@@ -199,6 +204,13 @@ def agent(
         str | None,
         typer.Option(help="outgauge: the OutSim Opts hex value set in LFS (OutSimPack2)."),
     ] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            help="replay: the session file (.pwr, or Parquet from pitwire export) to play "
+            "through the live path at --replay-speed."
+        ),
+    ] = None,
     transport: Annotated[
         str, typer.Option(help="ws (binary, acked) or http (POST batches).")
     ] = "ws",
@@ -216,6 +228,7 @@ def agent(
     from pitwire.sources.registry import make_source
 
     try:
+        _check_replay(source, file)
         capture = _capture_options(
             source,
             bind=bind,
@@ -246,7 +259,13 @@ def agent(
         raise typer.Exit(2)
     try:
         src = make_source(
-            source, capture=capture, cars=cars, seed=seed, rate=rate, duration=duration
+            source,
+            capture=capture,
+            cars=cars,
+            seed=seed,
+            rate=rate,
+            duration=duration,
+            file=file,
         )
     except SourceError as exc:
         console.print(f"[red]error:[/] {exc}")
@@ -308,6 +327,14 @@ def agent(
             "check that the server is running and reachable, then run the agent again"
         )
         raise typer.Exit(1)
+
+
+def _check_replay(source: str, file: Path | None) -> None:
+    """--file goes with --source replay, and --source replay needs it (ValueError)."""
+    if file is not None and source != "replay":
+        raise ValueError("--file is for --source replay")
+    if source == "replay" and file is None:
+        raise ValueError("--source replay needs --file FILE.pwr (the session file to play)")
 
 
 def _capture_options(source: str, **o: Any) -> Any:
@@ -465,5 +492,4 @@ def demo(
         console.print("pitwire demo stopped.")
 
 
-if __name__ == "__main__":
-    app()
+from pitwire.cli import files as _files  # noqa: E402,F401 - registers its commands on ``app``

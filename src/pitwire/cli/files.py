@@ -1,0 +1,579 @@
+"""``pitwire record``, ``inspect``, ``export``, ``import`` and ``watch``: session files."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from pitwire.cli import LogLevel, _capture_options, _logging, app, console
+
+# -- session files: record, inspect, export, import, watch ----------------------------------
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    """Print ``message`` as an error; the Exit to raise."""
+    console.print(f"[red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def _frames_bar(transient: bool = False) -> Any:
+    """A rich progress bar counting frames."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("frames"),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[note]}"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=transient,
+    )
+
+
+def _open_session_file(path: Path) -> Any:
+    """A SessionReader of ``path``; a missing or foreign file ends the command (exit 2)."""
+    from pitwire import sessionfile
+
+    if not path.exists():
+        raise _fail(f"no such file: {path}")
+    if path.is_dir():
+        raise _fail(f"{path} is a folder, not a session file (.pwr)")
+    try:
+        return sessionfile.open(path)
+    except sessionfile.SessionFileError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _stop_on_signals(on_first: Callable[[], None]) -> None:
+    """Ctrl+C/SIGTERM call ``on_first`` once; a second one cancels the running task."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    seen: list[bool] = []
+
+    def handler() -> None:
+        if seen and task is not None:
+            task.cancel()
+            return
+        seen.append(True)
+        on_first()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # Windows loops have no signal handlers
+            loop.add_signal_handler(sig, handler)
+
+
+@app.command()
+def record(
+    out: Annotated[
+        Path,
+        typer.Option(
+            help="Session file to write (.pwr); a game's next sessions go to FILE-2.pwr, "
+            "FILE-3.pwr ..."
+        ),
+    ],
+    source: Annotated[
+        str,
+        typer.Option(
+            help="Where frames come from: sim, f1, forza, acc, ac, ac-udp, iracing, outgauge "
+            "or auto (as for agent)."
+        ),
+    ] = "sim",
+    session: Annotated[
+        str, typer.Option(help="Session id kept in the file (default: <source>-<time>).")
+    ] = "",
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (default: Ctrl+C).", min=0)
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace FILE if it exists.")] = False,
+    cars: Annotated[int, typer.Option(help="Simulated cars (sim).", min=1, max=64)] = 6,
+    seed: Annotated[int, typer.Option(help="Random seed (sim).")] = 0,
+    rate: Annotated[
+        float, typer.Option(help="Frames per second per car (sim).", min=1, max=1000)
+    ] = 60.0,
+    bind: Annotated[str, typer.Option(help="Address to listen on for UDP games.")] = "0.0.0.0",
+    port: Annotated[
+        int | None,
+        typer.Option(help="UDP port (default: the game's).", min=0, max=65535),
+    ] = None,
+    forward: Annotated[
+        list[str] | None,
+        typer.Option(help="Re-send every raw datagram to HOST:PORT (repeat for several)."),
+    ] = None,
+    game_host: Annotated[
+        str, typer.Option(help="ac-udp: the machine Assetto Corsa runs on.")
+    ] = "127.0.0.1",
+    record_raw: Annotated[
+        Path | None,
+        typer.Option(help="Also keep every received datagram/snapshot in this raw capture."),
+    ] = None,
+    replay_raw: Annotated[
+        Path | None,
+        typer.Option(help="Read a --record-raw capture instead of the game."),
+    ] = None,
+    replay_speed: Annotated[
+        float, typer.Option(help="--replay-raw pace: 1 = as recorded, 0 = as fast as possible.")
+    ] = 1.0,
+    map_file: Annotated[
+        list[str] | None,
+        typer.Option(help="Shared-memory games: a file or folder standing in for the map(s)."),
+    ] = None,
+    poll_rate: Annotated[
+        float, typer.Option(help="Shared-memory poll rate (Hz).", min=1, max=1000)
+    ] = 60.0,
+    ibt: Annotated[
+        Path | None, typer.Option(help="iracing: read this .ibt file instead of the live map.")
+    ] = None,
+    ac_subscribe: Annotated[
+        str | None, typer.Option(help="ac-udp: update (default) or spot.")
+    ] = None,
+    outsim_opts: Annotated[
+        str | None, typer.Option(help="outgauge: the OutSim Opts hex value set in LFS.")
+    ] = None,
+    log_level: LogLevel = "info",
+) -> None:
+    """Capture a source to a session file (.pwr) on this machine, without a server."""
+    _logging(log_level)
+    from pitwire import sessionfile
+    from pitwire.model.ids import ID_PATTERN
+    from pitwire.sources.base import SourceError
+    from pitwire.sources.record import Recorder
+    from pitwire.sources.registry import make_source
+
+    try:
+        capture = _capture_options(
+            source,
+            bind=bind,
+            port=port,
+            forward=forward or [],
+            game_host=game_host,
+            record_raw=record_raw,
+            replay_raw=replay_raw,
+            replay_speed=replay_speed,
+            map_files=map_file or [],
+            poll_rate=poll_rate,
+            ibt=ibt,
+            outsim_opts=outsim_opts,
+            ac_subscribe=ac_subscribe,
+        )
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    session = session or f"{source}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if not ID_PATTERN.match(session):
+        raise _fail(
+            "--session must be 1-64 letters, digits or ._:- starting with a letter or digit"
+        )
+    if not out.suffix:
+        out = out.with_suffix(".pwr")
+    try:
+        src = make_source(
+            source, capture=capture, cars=cars, seed=seed, rate=rate, duration=duration
+        )
+        recorder = Recorder(
+            out,
+            session=session,
+            source=src.info.source,
+            track=src.info.track,
+            streams=list(src.info.streams),
+            overwrite=overwrite,
+        )
+    except sessionfile.SessionFileError as exc:
+        raise _fail(f"{exc} (or pass --overwrite)" if out.exists() else str(exc)) from None
+    except SourceError as exc:
+        raise _fail(str(exc)) from None
+    console.print(f"record: source {source} → [bold]{out}[/] session [bold]{session}[/]")
+    ended: list[bool] = []
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):  # Windows: KeyboardInterrupt
+                asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+
+        async def pump() -> None:
+            async for item in src:
+                recorder.take(item)
+            ended.append(True)
+
+        task = asyncio.create_task(pump())
+        stopping = asyncio.create_task(stop.wait())
+        limit = None if source == "sim" else duration  # sim stops by itself after --duration
+        started = time.monotonic()
+        with console.status("") as status:
+            while not task.done() and not stop.is_set():
+                left = 0.25 if limit is None else limit - (time.monotonic() - started)
+                if left <= 0:
+                    break
+                await asyncio.wait({task, stopping}, timeout=min(left, 0.25))
+                status.update(
+                    f"recording to {recorder.path}: {recorder.frames} frames written, "
+                    f"{time.monotonic() - started:.0f} s (Ctrl+C to stop)"
+                )
+        stopping.cancel()
+        if not task.done():
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task  # re-raises a source that could not start
+
+    try:
+        asyncio.run(run())
+    except SourceError as exc:
+        recorder.close()
+        if not recorder.frames:  # nothing recorded: leave no empty file behind
+            for path in recorder.files:
+                path.unlink(missing_ok=True)
+        raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        pass
+    finally:
+        recorder.close()
+    files = ", ".join(str(f) for f in recorder.files)
+    console.print(
+        f"record: {'source ended' if ended else 'stopped'}. {recorder.frames} frames written "
+        f"to {files} (repeats dropped {recorder.duplicates})"
+    )
+
+
+def _clock(ns: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ns / 1e9)) if ns else "-"
+
+
+def _lap_time(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes)}:{rest:06.3f}"
+
+
+@app.command()
+def inspect(
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="The session file (.pwr).")],
+    json_: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object (machine output).")
+    ] = False,
+    gaps: Annotated[int, typer.Option(help="Gaps to list per stream.", min=0)] = 5,
+) -> None:
+    """Show what a session file holds: streams, channels, laps, duration, completeness
+    (frames against the median rate, gaps) and damage."""
+    import json
+
+    from pitwire.sources.record import describe
+
+    with _open_session_file(file) as reader:
+        if json_:
+            d = describe(reader)
+        else:
+            with _frames_bar(transient=True) as bar:
+                task = bar.add_task("reading", total=reader.frames_total or None, note="")
+                d = describe(reader, progress=lambda n: bar.advance(task, n))
+    if json_:
+        typer.echo(json.dumps(d, indent=1))
+        return
+    _print_description(d, gaps)
+
+
+def _print_description(d: dict[str, Any], gaps: int) -> None:
+    """``inspect``'s tables (``d`` from ``pitwire.sources.record.describe``)."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    out = Console(width=None if sys.stdout.isatty() else 140)
+    s = d["session"]
+    out.print(f"[bold]{escape(d['path'])}[/]  (written by {escape(d['writer'] or 'unknown')})")
+    out.print(
+        f"session [bold]{escape(s['session_id'])}[/]  track {escape(s['track'] or '-')}  "
+        f"source {escape(s['source'] or '-')}  started {_clock(s['started_ns'])}"
+    )
+    out.print(
+        f"{len(d['streams'])} streams, {d['frames']} frames, duration {d['duration_s']:.1f} s "
+        f"({_clock(d['t0_ns'])} to {_clock(d['t1_ns'])})"
+    )
+    table = Table("stream", "driver", "car", "channels", "frames", "from \\[s]", "length \\[s]")
+    for name in ("rate \\[Hz]", "expected", "complete", "gaps"):
+        table.add_column(name, justify="right")
+    for st in d["streams"]:
+        span = (st["t1_ns"] - st["t0_ns"]) / 1e9 if st["frames"] else 0.0
+        start = (st["t0_ns"] - d["t0_ns"]) / 1e9 if st["frames"] else 0.0
+        table.add_row(
+            escape(st["stream_id"]),
+            escape(st["driver"]),
+            escape(st["car"]),
+            str(st["channels"]),
+            str(st["frames"]),
+            f"{start:.1f}",
+            f"{span:.1f}",
+            f"{st['rate_hz']:.1f}" if st["rate_hz"] else "-",
+            str(st["expected"]),
+            f"{100 * st['completeness']:.1f}%",
+            str(st["gaps"]),
+        )
+    out.print(table)
+    for st in d["streams"]:
+        for g in st["gap_list"][:gaps]:
+            out.print(
+                f"  gap in {escape(st['stream_id'])}: at {g['at_s']:.2f} s, "
+                f"{g['length_s']:.2f} s long (~{g['missing']} frames missing)"
+            )
+        if st["gaps"] > gaps:
+            out.print(f"  ... {st['gaps'] - gaps} more gaps in {st['stream_id']} (--gaps N)")
+    by_stream: dict[str, list[dict[str, Any]]] = {}
+    for lap in d["laps"]:
+        by_stream.setdefault(lap["stream_id"], []).append(lap)
+    if by_stream:
+        title = "laps" + (" (from the lap channel)" if d["laps_derived"] else "")
+        laps = Table("stream", "laps", "best", "lap times", title=title, title_justify="left")
+        for stream, items in by_stream.items():
+            times = [lap["lap_time"] for lap in items if lap["lap_time"] is not None]
+            laps.add_row(
+                escape(stream),
+                str(len(items)),
+                _lap_time(min(times)) if times else "-",
+                "  ".join(f"{lap['lap']}: {_lap_time(lap['lap_time'])}" for lap in items),
+            )
+        out.print(laps)
+    else:
+        out.print("laps: none completed")
+    if d["index_rebuilt"]:
+        out.print("index: missing (the file was not closed); rebuilt by scanning")
+    else:
+        out.print("index: ok")
+    if d["problems"]:
+        out.print(
+            f"[yellow]damaged:[/] {len(d['problems'])} problem(s); what precedes them is readable"
+        )
+        for p in d["problems"]:
+            out.print(f"  {escape(p)}")
+    else:
+        out.print("damage: none found")
+
+
+def _names(text: str | None, flag: str) -> list[str] | None:
+    """A comma-separated option as a list (None when not given; exit 2 when empty)."""
+    if text is None:
+        return None
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise _fail(f"{flag} needs at least one name (a,b,...)")
+    return names
+
+
+@app.command()
+def export(
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="The session file (.pwr).")],
+    format: Annotated[
+        str, typer.Option("--format", "-f", help="csv, parquet, jsonl or ld (MoTeC i2).")
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Folder (or file) to write to (default: the session file's folder)."),
+    ] = None,
+    streams: Annotated[
+        str | None, typer.Option(help="Streams to export, comma-separated (default: all).")
+    ] = None,
+    channels: Annotated[
+        str | None, typer.Option(help="Channels to export, comma-separated (default: all).")
+    ] = None,
+) -> None:
+    """Export a session file to CSV, Parquet, JSON Lines or MoTeC i2 (.ld)."""
+    from pitwire.export import ExportError, export_session, get_writer
+    from pitwire.export.base import select
+
+    wanted_streams = _names(streams, "--streams")
+    wanted_channels = _names(channels, "--channels")
+    with _open_session_file(file) as reader:
+        try:  # the names, before anything is written
+            get_writer(format)
+            select(reader, wanted_streams, wanted_channels)
+        except ExportError as exc:
+            raise _fail(str(exc)) from None
+        total = sum(
+            s.frames
+            for s in reader.summary()
+            if wanted_streams is None or s.stream_id in wanted_streams
+        )
+        try:
+            with _frames_bar() as bar:
+                task = bar.add_task(f"export {format}", total=total or None, note="")
+                written = export_session(
+                    reader,
+                    format,
+                    out if out is not None else file.parent,
+                    streams=wanted_streams,
+                    channels=wanted_channels,
+                    progress=lambda n: bar.advance(task, n),
+                )
+        except ExportError as exc:
+            raise _fail(str(exc)) from None
+        except OSError as exc:
+            raise _fail(f"cannot write the export: {exc}") from None
+        problems = list(reader.problems)
+    for path in written:
+        console.print(f"wrote {path}")
+    if problems:
+        console.print(f"[yellow]warning:[/] {file} is damaged; exported what was readable")
+
+
+@app.command("import")
+def import_(
+    files: Annotated[
+        list[Path],
+        typer.Argument(metavar="FILE", help="Session files (.pwr) or Parquet files from export."),
+    ],
+    server: Annotated[str, typer.Option(help="Server URL.")] = "ws://127.0.0.1:8000",
+    session: Annotated[
+        str, typer.Option(help="Session id on the server (default: each file's own).")
+    ] = "",
+    timeout: Annotated[
+        float, typer.Option(help="Give up after this long without an acknowledgement (s).", min=1)
+    ] = 30.0,
+    log_level: LogLevel = "warning",
+) -> None:
+    """Import recorded sessions into a server, exactly once (through the agent's acked
+    path). Importing a file again adds only frames the server does not have yet."""
+    _logging(log_level)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
+    from pitwire.agent.uplink import UplinkError
+    from pitwire.model.ids import ID_PATTERN
+    from pitwire.sources.base import SourceError
+    from pitwire.sources.importer import ImportFailed, import_recording
+    from pitwire.sources.replay import Recording
+
+    if session and not ID_PATTERN.match(session):
+        raise _fail(
+            "--session must be 1-64 letters, digits or ._:- starting with a letter or digit"
+        )
+    for path in files:  # every file checked before anything is imported
+        if path.suffix.lower() == ".parquet" and path.is_file():
+            continue
+        try:
+            Recording(path).close()
+        except SourceError as exc:
+            raise _fail(str(exc)) from None
+    failed = 0
+    for path in files:
+        with _frames_bar() as bar:
+            task = bar.add_task(path.name, total=None, note="")
+
+            def progress(
+                done: int, acked: int, total: int, task: Any = task, bar: Any = bar
+            ) -> None:
+                bar.update(task, completed=done, total=total or None, note=f"{acked} stored")
+
+            try:
+                report = asyncio.run(
+                    import_recording(
+                        path,
+                        server=server,
+                        session=session or None,
+                        progress=progress,
+                        stall_timeout=timeout,
+                    )
+                )
+            except SourceError as exc:
+                raise _fail(str(exc)) from None
+            except UplinkError as exc:
+                raise _fail(str(exc)) from None
+            except ImportFailed as exc:
+                raise _fail(str(exc), 1) from None
+            except KeyboardInterrupt:
+                raise _fail("import interrupted; run it again to import the rest", 130) from None
+        rate = report.frames_acked / report.seconds if report.seconds else 0.0
+        console.print(
+            f"{path} → session [bold]{report.session}[/]: {report.frames_acked} frames stored"
+            + (f", {report.frames_skipped} already there" if report.frames_skipped else "")
+            + (f", {report.duplicates} repeats dropped" if report.duplicates else "")
+            + f" in {report.seconds:.1f} s ({rate:.0f} frames/s)"
+        )
+        if report.problems:
+            console.print(f"[yellow]warning:[/] {path} is damaged; imported what was readable")
+        if not report.complete:
+            failed += report.unacked + report.dropped
+            console.print(
+                f"[red]error:[/] {report.unacked + report.dropped} frames of {path} were not "
+                "acknowledged by the server; run the import again (stored frames are skipped)"
+            )
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def watch(
+    folder: Annotated[Path, typer.Argument(metavar="FOLDER", help="The folder to watch.")],
+    server: Annotated[str, typer.Option(help="Server URL.")] = "ws://127.0.0.1:8000",
+    recursive: Annotated[bool, typer.Option(help="Watch sub-folders too.")] = False,
+    pattern: Annotated[str, typer.Option(help="File names to import (glob).")] = "*.pwr",
+    settle: Annotated[
+        float,
+        typer.Option(help="Import a file once it has not changed for this long (s).", min=0),
+    ] = 2.0,
+    poll: Annotated[
+        float, typer.Option(help="Look at the folder this often (s).", min=0.05, max=60)
+    ] = 0.5,
+    log_level: LogLevel = "info",
+) -> None:
+    """Import new and modified session files from a folder into a server, each once.
+
+    Files are imported once they stop changing; a file that changes again (a session that
+    grew) is imported again and only its new frames are added. What was imported is kept
+    in FOLDER/.pitwire-imported.json, so a restart does not import it again."""
+    _logging(log_level)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
+    from pitwire.sources.base import SourceError
+    from pitwire.sources.importer import ImportReport
+    from pitwire.sources.watch import Watcher
+
+    def on_import(name: str, r: ImportReport) -> None:
+        console.print(
+            f"imported {name} → session [bold]{r.session}[/]: {r.frames_acked} frames"
+            + (f" ({r.frames_skipped} already there)" if r.frames_skipped else "")
+        )
+
+    try:
+        watcher = Watcher(
+            folder,
+            server=server,
+            pattern=pattern,
+            recursive=recursive,
+            settle_s=settle,
+            poll_s=poll,
+            on_import=on_import,
+        )
+    except SourceError as exc:
+        raise _fail(str(exc)) from None
+    console.print(
+        f"watch: {folder}{' and sub-folders' if recursive else ''} ({pattern}) → {server}; "
+        "Ctrl+C to stop"
+    )
+
+    async def run() -> None:
+        def stop() -> None:
+            console.print(
+                "watch: stopping (after the import in progress; Ctrl+C again to quit now)"
+            )
+            watcher.stop()
+
+        _stop_on_signals(stop)
+        await watcher.run()
+
+    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
+        asyncio.run(run())
+    console.print(f"watch: stopped; {watcher.imports} imports, {watcher.failures} failures")

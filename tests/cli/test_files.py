@@ -1,0 +1,320 @@
+"""Tests of the session-file commands (pitwire.cli.files): record, inspect, export, import,
+watch, and the agent's replay of a file."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from pitwire.cli import app
+
+runner = CliRunner()
+
+
+def run(*args: str) -> tuple[int, str]:
+    """Exit code and all output, whitespace normalised (rich wraps long lines)."""
+    result = runner.invoke(app, list(args))
+    return result.exit_code, " ".join(result.output.split())
+
+
+# -- session files: record, inspect, export, import, watch, agent --source replay ----------
+
+
+@pytest.fixture
+def live_server():  # type: ignore[no-untyped-def]
+    """A real server (in-memory store) on 127.0.0.1 port 0, run in a thread of its own so
+    that commands can run their own event loop; yields it and a function that runs a
+    coroutine on its loop."""
+    import asyncio
+    import threading
+
+    from support import running_server
+
+    loop = asyncio.new_event_loop()
+    holder: dict[str, object] = {}
+    ready = threading.Event()
+
+    async def main() -> None:
+        holder["stop"] = stop = asyncio.Event()
+        async with running_server() as srv:
+            holder["srv"] = srv
+            ready.set()
+            await stop.wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+    thread.start()
+    assert ready.wait(10), "the server did not start"
+
+    def on_server_loop(coro):  # type: ignore[no-untyped-def]
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(10)
+
+    yield holder["srv"], on_server_loop
+    loop.call_soon_threadsafe(holder["stop"].set)  # type: ignore[attr-defined]
+    thread.join(10)
+    loop.close()
+
+
+def stored_frames(live_server, session: str) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    from pitwire.model.ids import SessionId
+
+    srv, on_server_loop = live_server
+    summary = on_server_loop(srv.store.get_session(SessionId(session)))
+    return {s.info.stream_id: s.frames for s in summary.streams}
+
+
+def sim_file(path, cars: int = 3, seconds: float = 2.0, session: str = "cli-sim"):  # type: ignore[no-untyped-def]
+    from pitwire.sources.record import simulate
+
+    simulate(path, cars=cars, seconds=seconds, session=session)
+    return path
+
+
+def test_help_lists_the_session_file_commands():
+    """pitwire --help names record, inspect, export, import and watch."""
+    code, out = run("--help")
+    assert code == 0
+    assert all(cmd in out for cmd in ("record", "inspect", "export", "import", "watch"))
+
+
+@pytest.mark.parametrize(
+    ("command", "options"),
+    [
+        ("record", ["--out", "--source", "--duration", "--session", "--overwrite", "--cars"]),
+        ("inspect", ["FILE", "--json", "--gaps"]),
+        ("export", ["FILE", "--format", "--out", "--streams", "--channels"]),
+        ("import", ["FILE", "--server", "--session", "--timeout"]),
+        ("watch", ["FOLDER", "--server", "--recursive", "--pattern", "--settle", "--poll"]),
+        ("agent", ["--file", "--replay-speed", "replay"]),
+    ],
+)
+def test_session_file_commands_document_their_options(command, options):
+    """Each new command's --help exits 0 and documents its arguments and options."""
+    code, out = run(command, "--help")
+    assert code == 0
+    for option in options:
+        assert option in out, option
+
+
+def test_record_a_second_of_sim_gives_a_readable_file(tmp_path):
+    """record --source sim --duration 1 writes a closed session file with 60 frames per car."""
+    from pitwire import sessionfile
+
+    out = tmp_path / "run.pwr"
+    code, text = run(
+        "record", "--source", "sim", "--cars", "3", "--duration", "1", "--out", str(out),
+        "--session", "one-second",
+    )  # fmt: skip
+    assert code == 0, text
+    assert "180 frames written" in text
+    with sessionfile.open(out) as reader:
+        assert reader.info.session_id == "one-second" and reader.info.source == "sim"
+        assert [(s.stream_id, s.frames) for s in reader.summary()] == [
+            ("car-1", 60),
+            ("car-2", 60),
+            ("car-3", 60),
+        ]
+        assert not reader.index_rebuilt and not reader.problems
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--source", "sim", "--bind", "127.0.0.1"], "--bind applies to UDP games"),
+        (["--source", "nope"], "unknown source 'nope'"),
+        (["--session", "bad id!"], "--session must be 1-64"),
+        (["--source", "forza", "--ibt", "x.ibt"], "--ibt reads iRacing files"),
+    ],
+)
+def test_record_bad_options_exit_2(tmp_path, args, needle):
+    """record with a bad option exits 2 naming it, and leaves no file behind."""
+    out = tmp_path / "x.pwr"
+    code, text = run("record", "--out", str(out), *args)
+    assert code == 2
+    assert needle in text
+    assert not out.exists()
+
+
+def test_record_refuses_to_overwrite_a_file(tmp_path):
+    """record to an existing file exits 2 suggesting --overwrite, and keeps the file."""
+    out = tmp_path / "keep.pwr"
+    out.write_bytes(b"precious")
+    code, text = run("record", "--out", str(out), "--duration", "0.1")
+    assert code == 2
+    assert "exists" in text and "--overwrite" in text
+    assert out.read_bytes() == b"precious"
+
+
+def test_inspect_json_gives_streams_completeness_laps_and_damage(tmp_path):
+    """inspect --json prints one JSON object with the streams, their completeness, laps and
+    the damage found."""
+    import json
+
+    path = sim_file(tmp_path / "s.pwr", cars=2, seconds=3.0)
+    result = runner.invoke(app, ["inspect", "--json", str(path)])
+    assert result.exit_code == 0
+    d = json.loads(result.stdout)
+    assert d["session"]["session_id"] == "cli-sim" and d["frames"] == 360
+    assert [(s["stream_id"], s["frames"], s["completeness"]) for s in d["streams"]] == [
+        ("car-1", 180, 1.0),
+        ("car-2", 180, 1.0),
+    ]
+    assert d["problems"] == [] and d["index_rebuilt"] is False
+    assert "laps" in d
+
+
+def test_inspect_shows_a_table_of_the_streams(tmp_path):
+    """inspect prints the session, each stream with its driver and rate, and that the file
+    is undamaged."""
+    from pitwire import sessionfile
+
+    path = sim_file(tmp_path / "s.pwr")
+    with sessionfile.open(path) as reader:
+        drivers = [s.driver for s in reader.streams]
+    code, text = run("inspect", str(path))
+    assert code == 0
+    assert "cli-sim" in text and "sim-ring" in text
+    assert all(d.split()[0] in text for d in drivers)
+    assert "60.0" in text and "100.0%" in text
+    assert "damage: none found" in text and "index: ok" in text
+
+
+def test_inspect_of_a_damaged_file_lists_the_damage(tmp_path):
+    """inspect of a file cut short says its index was rebuilt and lists the damage."""
+    path = sim_file(tmp_path / "cut.pwr", cars=1, seconds=10.0)
+    path.write_bytes(path.read_bytes()[:-3000])
+    code, text = run("inspect", str(path))
+    assert code == 0
+    assert "rebuilt by scanning" in text and "damaged:" in text and "reading stops" in text
+
+
+@pytest.mark.parametrize("command", ["inspect", "export", "import"])
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [(None, "no such file"), (b"\x00garbage" * 10, "not a pitwire session file")],
+)
+def test_missing_and_foreign_files_exit_2(tmp_path, command, content, needle):
+    """inspect, export and import of a missing file or of a file that is not a session
+    file exit 2 with a clear message and no traceback."""
+    path = tmp_path / "x.pwr"
+    if content is not None:
+        path.write_bytes(content)
+    extra = {"export": ["--format", "csv"], "import": ["--server", "ws://127.0.0.1:9"]}
+    code, text = run(command, str(path), *extra.get(command, []))
+    assert code == 2
+    assert needle in text and "Traceback" not in text
+
+
+def test_export_csv_writes_one_readable_file_per_stream(tmp_path):
+    """export --format csv writes a CSV per selected stream, every frame a row."""
+    import csv
+
+    path = sim_file(tmp_path / "s.pwr", cars=3, seconds=1.0)
+    out = tmp_path / "out"
+    code, text = run(
+        "export", str(path), "--format", "csv", "--out", str(out), "--streams", "car-1,car-3",
+        "--channels", "speed,rpm",
+    )  # fmt: skip
+    assert code == 0, text
+    files = sorted(out.iterdir())
+    assert [f.name for f in files] == ["cli-sim_car-1.csv", "cli-sim_car-3.csv"]
+    with open(files[0], newline="") as f:
+        rows = [r for r in csv.reader(f) if r and not r[0].startswith("#")]
+    assert len(rows) == 1 + 60
+    assert any("speed" in cell for cell in rows[0]) and any("rpm" in cell for cell in rows[0])
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--format", "xls"], "unknown export format 'xls'"),
+        (["--format", "csv", "--streams", "car-9"], "unknown streams: car-9"),
+        (["--format", "csv", "--channels", "warp"], "unknown channels: warp"),
+        (["--format", "csv", "--streams", ","], "--streams needs at least one name"),
+    ],
+)
+def test_export_bad_input_exits_2_before_writing(tmp_path, args, needle):
+    """export with an unknown format, stream or channel exits 2 and writes nothing."""
+    path = sim_file(tmp_path / "s.pwr", cars=1, seconds=0.5)
+    out = tmp_path / "out"
+    code, text = run("export", str(path), "--out", str(out), *args)
+    assert code == 2
+    assert needle in text
+    assert not out.exists()
+
+
+def test_import_stores_every_frame_and_a_second_import_adds_none(tmp_path, live_server):
+    """import sends each stream's frames to a real server once; importing again reports
+    them as already there and the counts stay."""
+    srv, _ = live_server
+    path = sim_file(tmp_path / "s.pwr", cars=3, seconds=2.0, session="imported")
+    code, text = run("import", str(path), "--server", srv.ws)
+    assert code == 0, text
+    assert "360 frames stored" in text
+    assert stored_frames(live_server, "imported") == {"car-1": 120, "car-2": 120, "car-3": 120}
+    code, text = run("import", str(path), "--server", srv.ws)
+    assert code == 0 and "0 frames stored, 360 already there" in text
+    assert stored_frames(live_server, "imported") == {"car-1": 120, "car-2": 120, "car-3": 120}
+
+
+def test_import_checks_every_file_before_importing_any(tmp_path, live_server):
+    """A garbage file among good ones exits 2 before the good ones are imported."""
+    srv, on_server_loop = live_server
+    good = sim_file(tmp_path / "good.pwr", session="good")
+    bad = tmp_path / "bad.pwr"
+    bad.write_text("not telemetry")
+    code, text = run("import", str(good), str(bad), "--server", srv.ws)
+    assert code == 2 and "not a pitwire session file" in text
+    assert on_server_loop(srv.store.list_sessions()) == []
+
+
+def test_import_to_an_unreachable_server_exits_1(tmp_path):
+    """import to a port nobody listens on exits 1 saying the server cannot be reached."""
+    path = sim_file(tmp_path / "s.pwr", cars=1, seconds=0.5)
+    code, text = run("import", str(path), "--server", "ws://127.0.0.1:9")
+    assert code == 1
+    assert "cannot reach the server" in text
+
+
+def test_import_with_a_bad_session_exits_2(tmp_path):
+    """import --session that is not a valid id exits 2."""
+    path = sim_file(tmp_path / "s.pwr", cars=1, seconds=0.5)
+    code, text = run("import", str(path), "--session", "no spaces")
+    assert code == 2 and "--session must be 1-64" in text
+
+
+def test_agent_replays_a_session_file_into_a_server(tmp_path, live_server):
+    """agent --source replay --file plays a recorded file through the live path: every
+    frame of every stream is stored."""
+    srv, _ = live_server
+    path = sim_file(tmp_path / "s.pwr", cars=2, seconds=1.0)
+    code, text = run(
+        "agent", "--source", "replay", "--file", str(path), "--replay-speed", "0",
+        "--server", srv.ws, "--session", "replayed",
+    )  # fmt: skip
+    assert code == 0, text
+    assert "frames read 120" in text and "not acknowledged 0" in text
+    assert stored_frames(live_server, "replayed") == {"car-1": 60, "car-2": 60}
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--source", "replay"], "--source replay needs --file"),
+        (["--source", "sim", "--file", "x.pwr"], "--file is for --source replay"),
+        (["--source", "replay", "--file", "nowhere.pwr"], "no such file"),
+        (["--source", "replay", "--file", "x.pwr", "--port", "9"], "--port applies to UDP"),
+        (["--source", "replay", "--file", "x.pwr", "--replay-speed", "-1"], "must be >= 0"),
+    ],
+)
+def test_agent_replay_options_are_checked(args, needle):
+    """agent --source replay without a playable --file, or with capture options that do not
+    apply, exits 2 naming the problem."""
+    code, text = run("agent", *args, "--server", "ws://127.0.0.1:9")
+    assert code == 2
+    assert needle in text
+
+
+def test_watch_of_a_missing_folder_exits_2(tmp_path):
+    """watch of a folder that does not exist exits 2."""
+    code, text = run("watch", str(tmp_path / "nope"), "--server", "ws://127.0.0.1:9")
+    assert code == 2 and "is not a folder" in text
