@@ -148,13 +148,16 @@ class CarryEncoder:
         exceptions: list[bytes] = []
         if mq.shape[1]:
             with np.errstate(invalid="ignore", over="ignore"):
-                steps = mq / self.layout.resolution
-                bad = ~(np.abs(steps) < _LIMIT)  # NaN, infinities, too many steps
-            q = np.rint(np.where(bad, 0.0, steps)).astype(np.int64)
-            # An exception's slot repeats the step before it (delta 0); frames in order.
-            for frame, column in zip(*np.nonzero(bad), strict=True):
-                exceptions.append(_EXCEPTION.pack(frame, column, mq[frame, column]))
-                q[frame, column] = q[frame - 1, column] if frame else self._lastq[column]
+                steps = np.rint(mq / self.layout.resolution)
+                ok = np.abs(steps) < _LIMIT  # False for NaN, infinities, too many steps
+            if ok.all():
+                q = steps.astype(np.int64)
+            else:
+                q = np.where(ok, steps, 0.0).astype(np.int64)
+                # An exception's slot repeats the step before it (delta 0); frames in order.
+                for frame, column in zip(*np.nonzero(~ok), strict=True):
+                    exceptions.append(_EXCEPTION.pack(frame, column, mq[frame, column]))
+                    q[frame, column] = q[frame - 1, column] if frame else self._lastq[column]
             deltas = np.empty_like(q)
             deltas[0] = q[0] - self._lastq
             np.subtract(q[1:], q[:-1], out=deltas[1:])
