@@ -54,6 +54,10 @@ class Layout:
         self.q = [c.name for c in quantized]
         self.q_dtypes = [c.dtype for c in quantized]
         self.resolution = np.array([c.resolution for c in quantized], np.float64)
+        self.q4 = np.array([j for j, c in enumerate(quantized) if c.dtype == "f4"], np.intp)
+        self.q8 = np.array([j for j, c in enumerate(quantized) if c.dtype != "f4"], np.intp)
+        self.q4_names = [self.q[j] for j in self.q4]
+        self.q8_names = [self.q[j] for j in self.q8]
         exact = [c for c in channels if c not in quantized]
         self.f4 = [c.name for c in exact if c.dtype == "f4"]
         self.f8 = [c.name for c in exact if c.dtype != "f4"]
@@ -238,9 +242,10 @@ class CarryDecoder:
                 if frame >= n or column >= cq:
                     raise CodecError(f"exception at frame {frame}, channel {column}: out of range")
                 values_q[column, frame] = value
-            as4 = values_q.astype(np.float32) if "f4" in lay.q_dtypes else None
-            for j, (name, dtype) in enumerate(zip(lay.q, lay.q_dtypes, strict=True)):
-                by_name[name] = as4[j] if as4 is not None and dtype == "f4" else values_q[j]
+            if lay.q4_names:
+                by_name.update(zip(lay.q4_names, values_q[lay.q4].astype(np.float32), strict=True))
+            if lay.q8_names:
+                by_name.update(zip(lay.q8_names, values_q[lay.q8], strict=True))
         elif count:
             raise CodecError("exceptions in an entry without quantized channels")
         pos += count * _EXCEPTION.size
