@@ -93,3 +93,22 @@ def test_bad_sources_and_options_are_clear_errors() -> None:
         pitwire.capture("gran-turismo")
     with pytest.raises(SourceError, match=r"unknown option.*prot"):
         pitwire.capture("forza", prot=5300)
+
+
+def test_a_capture_nobody_reads_never_stalls_the_recording(tmp_path: Path) -> None:
+    """With the iterating side idle, the source and the recording go on; batches the loop
+    never took are counted as dropped and stopping is quick with a complete file."""
+    import time
+
+    path = tmp_path / "idle.pwr"
+    cap = pitwire.capture("sim", record=path, cars=4, rate=200)
+    cap._queue.maxsize = 20  # a small queue fills at once
+    cap.start()
+    time.sleep(1.0)
+    start = time.monotonic()
+    cap.stop()
+    assert time.monotonic() - start < 3
+    assert cap.dropped > 0
+    with pitwire.open(path) as s:
+        assert not s.reader.index_rebuilt  # closed properly: the index is there
+        assert sum(st.frames for st in s.reader.summary()) == cap.frames

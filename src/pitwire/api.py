@@ -67,6 +67,8 @@ class Capture:
         self.writer: SessionWriter | None = None
         self.laps: list[LapInfo] = []
         self.frames = 0
+        self.dropped = 0
+        """Frames the iterating code never saw because it did not keep up (see _offer)."""
         self._trackers: dict[str, LapTracker] = {}
         self._queue: queue.Queue[object] = queue.Queue(max_pending)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -75,6 +77,7 @@ class Capture:
         self._error: BaseException | None = None
         self._files = 0
         self._key: str | None = None
+        self._in_file = 0
 
     # -- lifetime ---------------------------------------------------------------------------
 
@@ -145,7 +148,7 @@ class Capture:
         finally:
             if self.writer is not None:
                 self.writer.close()
-            self._queue.put(_END)
+            self._offer(_END)
 
     async def _pump(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -176,13 +179,14 @@ class Capture:
             )
             self.writer = SessionWriter(path, info, streams=self.source.info.streams)
             self._files += 1
+            self._in_file = 0
         return self.writer
 
     def _session_change(self, key: str, track: str) -> None:
         if self.record is None:
             return
         another = self._key is not None and key != self._key
-        if another and self.writer is not None and self.writer.frames_written:
+        if another and self.writer is not None and self._in_file:
             self.writer.close()  # the game began another session: another file
             self.writer = None
         self._key = key
@@ -205,6 +209,7 @@ class Capture:
                 info = next((s for s in self.source.info.streams if s.stream_id == stream), None)
                 writer.add_stream(info or _inferred(stream, batch))
             writer.write(stream, batch)
+            self._in_file += batch.n
         tracker = self._trackers.get(stream)
         if tracker is None:
             tracker = self._trackers[stream] = LapTracker(stream)
@@ -216,7 +221,21 @@ class Capture:
                 self.on_lap(lap)
         if self.on_frame is not None:
             self.on_frame(stream, batch)
-        self._queue.put((stream, batch))
+        self._offer((stream, batch))
+
+    def _offer(self, item: object) -> None:
+        """Queue ``item`` for the iterating thread without ever blocking the source: past
+        ``max_pending`` the oldest waiting batch is dropped (and counted in ``dropped``);
+        the recording and the callbacks have already had it."""
+        while True:
+            try:
+                self._queue.put_nowait(item)
+                return
+            except queue.Full:
+                with contextlib.suppress(queue.Empty):
+                    dropped = self._queue.get_nowait()
+                    if isinstance(dropped, tuple):
+                        self.dropped += dropped[1].n
 
 
 def _inferred(stream: str, batch: FrameBatch) -> StreamInfo:

@@ -170,3 +170,12 @@ def test_laps_do_not_depend_on_how_batches_are_split(case):
     assert got == expected
     assert parts.current() == one.current()
     assert sum(lap.frames for lap in expected) + one.current().frames == len(laps)
+
+
+def test_a_lap_time_not_sent_yet_does_not_become_the_laps_time():
+    """NaN lap_time values are skipped: the lap's time comes from the last real one."""
+    tracker = LapTracker("car-1")
+    done = tracker.feed(
+        laps_batch([0, 0, 0, 1], lap_time=[0.0, 1.0, float("nan"), 0.0])  # type: ignore[list-item]
+    )
+    assert done[0].lap_time is not None and np.isfinite(done[0].lap_time)

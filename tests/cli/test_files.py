@@ -69,6 +69,34 @@ def sim_file(path, cars: int = 3, seconds: float = 2.0, session: str = "cli-sim"
     return path
 
 
+@pytest.fixture
+def web_page_server():  # type: ignore[no-untyped-def]
+    """A plain web server on 127.0.0.1 port 0 that answers every GET with 200 and an HTML
+    page (not a pitwire server); yields its ws:// URL."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"<html><body>It works!</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"ws://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(10)
+
+
 def test_help_lists_the_session_file_commands():
     """pitwire --help names record, inspect, export, import and watch."""
     code, out = run("--help")
@@ -318,3 +346,83 @@ def test_watch_of_a_missing_folder_exits_2(tmp_path):
     """watch of a folder that does not exist exits 2."""
     code, text = run("watch", str(tmp_path / "nope"), "--server", "ws://127.0.0.1:9")
     assert code == 2 and "is not a folder" in text
+
+
+def nan_lap_file(path, lap_time: float):  # type: ignore[no-untyped-def]
+    """A sim file whose car-1 has a timed lap 1 (1:02.5) and a lap 2 timed ``lap_time``."""
+    from pitwire.model.records import LapInfo
+    from pitwire.sources.record import simulate
+
+    writer = simulate(path, cars=2, seconds=3.0, session="laps", close=False)
+    t0 = 1_700_000_000_000_000_000
+    writer.add_lap(
+        LapInfo(stream_id="car-1", lap=1, t0_ns=t0 + 500_000_000, t1_ns=t0 + 1_500_000_000,
+                frames=60, lap_time=62.5)
+    )  # fmt: skip
+    writer.add_lap(
+        LapInfo(stream_id="car-1", lap=2, t0_ns=t0 + 1_500_000_000, t1_ns=t0 + 2_500_000_000,
+                frames=60, lap_time=lap_time)
+    )  # fmt: skip
+    writer.close()
+    return path
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_inspect_shows_a_lap_time_that_is_not_finite_as_a_dash(tmp_path, bad):
+    """A NaN or infinite lap time shows as — and is not the best lap."""
+    path = nan_lap_file(tmp_path / "s.pwr", bad)
+    code, text = run("inspect", str(path))
+    assert code == 0, text
+    assert "2: —" in text and "1: 1:02.500" in text
+    assert "Traceback" not in text
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_inspect_json_gives_null_for_a_lap_time_that_is_not_finite(tmp_path, bad):
+    """inspect --json prints valid JSON (no NaN/Infinity): such a lap time is null."""
+    import json
+
+    path = nan_lap_file(tmp_path / "s.pwr", bad)
+    result = runner.invoke(app, ["inspect", "--json", str(path)])
+    assert result.exit_code == 0, result.output
+
+    def strict(name: str) -> None:
+        raise ValueError(f"not JSON: {name}")
+
+    d = json.loads(result.stdout, parse_constant=strict)
+    assert [(lap["lap"], lap["lap_time"]) for lap in d["laps"]] == [(1, 62.5), (2, None)]
+
+
+def test_export_ld_of_a_lap_time_that_is_not_finite(tmp_path):
+    """export --format ld with a NaN lap time writes the .ld and .ldx; the fastest lap is the
+    one with a time."""
+    import xml.etree.ElementTree as ET
+
+    path = nan_lap_file(tmp_path / "s.pwr", float("nan"))
+    out = tmp_path / "out"
+    code, text = run("export", str(path), "--format", "ld", "--out", str(out))
+    assert code == 0, text
+    ldx = ET.parse(out / "laps_car-1.ldx").getroot()
+    details = {s.get("Id"): s.get("Value") for s in ldx.findall("./Layers/Details/String")}
+    assert details["Fastest Time"] == "1:02.500"
+
+
+def test_import_checks_parquet_files_before_importing_any(tmp_path, live_server):
+    """A Parquet file that cannot be read, among good files, exits 2 before anything is
+    imported, as for session files."""
+    pytest.importorskip("pyarrow")
+    srv, on_server_loop = live_server
+    good = sim_file(tmp_path / "good.pwr", session="good")
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"PAR1 not really")
+    code, text = run("import", str(good), str(bad), "--server", srv.ws)
+    assert code == 2 and "bad.parquet" in text and "Traceback" not in text
+    assert on_server_loop(srv.store.list_sessions()) == []
+
+
+def test_import_from_a_server_answering_a_web_page_exits_1(tmp_path, web_page_server):
+    """import to a URL whose server answers a web page instead of JSON exits 1 saying so."""
+    path = sim_file(tmp_path / "s.pwr", cars=1, seconds=0.5)
+    code, text = run("import", str(path), "--server", web_page_server)
+    assert code == 1, text
+    assert "not a pitwire session" in text and "Traceback" not in text

@@ -86,3 +86,22 @@ def test_missing_columns_and_short_data_are_codec_errors() -> None:
         CarryDecoder(CHANNELS).decode(data[:-10], 0, 5)
     with pytest.raises(CodecError, match="needs"):
         CarryDecoder(CHANNELS).decode(data[:20], 0, 5)
+
+
+def test_values_on_a_step_come_back_bit_for_bit_in_float64_too() -> None:
+    """A float64 value already on its step (0.3 at 0.1, 12.34 at 0.01) is decoded as the
+    same double, not as q * resolution's rounding."""
+    channels = [
+        Channel(name="a", dtype="f8", resolution=0.01),
+        Channel(name="b", dtype="f8", resolution=0.1),
+        Channel(name="c", dtype="f8", resolution=0.3),
+    ]
+    rng = np.random.default_rng(7)
+    q = rng.integers(-(10**7), 10**7, 20_000)
+    b = FrameBatch(
+        np.arange(len(q), dtype=np.int64),
+        {"a": q / 100, "b": q / 10, "c": q * 0.3},
+    )
+    got, _ = CarryDecoder(channels).decode(CarryEncoder(channels).encode(b), 0, b.n)
+    for name in "abc":
+        assert got.columns[name].tobytes() == b.columns[name].tobytes(), name

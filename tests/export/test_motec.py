@@ -23,7 +23,7 @@ import pytest
 from pitwire.export import ExportError, MemorySession, export_session
 from pitwire.model.channels import Channel
 from pitwire.model.frames import FrameBatch
-from pitwire.model.records import SessionInfo, StreamInfo
+from pitwire.model.records import LapInfo, SessionInfo, StreamInfo
 
 
 def text(data: bytes, at: int, size: int) -> str:
@@ -185,7 +185,7 @@ def test_channel_list_names_units_rate(tmp_path: Path, session: MemorySession) -
     assert list(ld.channels) == [c.name for c in session.streams[0].channels]
     units = {n: c.unit for n, c in ld.channels.items()}
     assert units["speed"] == "km/h" and units["rpm"] == "rpm" and units["tyre_temp_fl"] == "C"
-    assert ld.channels["tyre_temp_fl"].short_name == "tyre_te"
+    assert ld.channels["tyre_temp_fl"].short_name == "tyrtefl"
     rate = expected_rate(session.frames("car-1").t_ns.tolist())
     assert rate == 100
     assert {c.rate for c in ld.channels.values()} == {rate}
@@ -296,3 +296,117 @@ def test_stray_timestamp_raises(tmp_path: Path) -> None:
     )
     with pytest.raises(ExportError, match="stray timestamp"):
         export_session(session, "ld", tmp_path)
+
+
+def one_stream(
+    t: np.ndarray, columns: dict[str, np.ndarray], channels: list[Channel] | None = None
+) -> MemorySession:
+    """A session of one stream ``a`` with these frames."""
+    if channels is None:
+        channels = [Channel(name=n) for n in columns]
+    return MemorySession(
+        info=SessionInfo(session_id="s", started_ns=int(t.min()) if len(t) else 0),
+        streams=[StreamInfo(stream_id="a", channels=channels)],
+        batches={"a": FrameBatch(t, columns)},
+    )
+
+
+def test_short_names_are_unique_and_fit_their_field(tmp_path: Path) -> None:
+    """Names that share their first 7 characters (the four tyres) get distinct short names
+    of at most 7 characters, also against each other after abbreviation and letter case."""
+    tyres = [f"tyre_{what}_{at}" for what in ("temp", "press") for at in ("fl", "fr", "rl", "rr")]
+    names = [
+        *tyres,
+        "throttle", "throttles", "throttle_raw", "Throttle", "speed", "Speed",
+        "tyrtefl", "x" * 20 + "a", "x" * 20 + "b", "lap_distance",
+    ]  # fmt: skip
+    t = 1_600_000_000_000_000_000 + np.arange(5, dtype=np.int64) * 10_000_000
+    session = one_stream(t, {n: np.zeros(5, np.float32) for n in names})
+    ld = read_ld(export(tmp_path, session)[0])
+    assert list(ld.channels) == names
+    shorts = [c.short_name for c in ld.channels.values()]
+    assert all(1 <= len(s) <= 7 for s in shorts), shorts
+    assert len({s.casefold() for s in shorts}) == len(names), shorts
+    assert ld.channels["tyre_temp_fl"].short_name == "tyrtefl"
+    assert ld.channels["tyre_press_rr"].short_name == "tyrprrr"
+    assert ld.channels["speed"].short_name == "speed"
+    assert ld.channels["lap_distance"].short_name == "lapdist"
+
+
+def test_time_going_backwards_is_resampled_in_time_order(tmp_path: Path) -> None:
+    """A stream whose clock jumps back (a game restart) is resampled over its frames in time
+    order, from the earliest to the latest: every sample is the latest frame at or before
+    it, as for sorted frames."""
+    t0 = 1_600_000_000_000_000_000
+    first = t0 + np.arange(100, dtype=np.int64) * 10_000_000  # 0 .. 0.99 s
+    second = t0 + 505_000_000 + np.arange(100, dtype=np.int64) * 10_000_000  # 0.505 .. 1.495 s
+    t = np.concatenate([first, second])
+    value = np.concatenate([np.arange(100), 1000 + np.arange(100)]).astype(np.float32)
+    ld = read_ld(export(tmp_path, one_stream(t, {"v": value}))[0])
+    pairs = sorted(zip(t.tolist(), value.tolist(), strict=True), key=lambda p: p[0])
+    ordered = FrameBatch(
+        np.array([p[0] for p in pairs], np.int64), {"v": np.array([p[1] for p in pairs])}
+    )
+    got = ld.channels["v"]
+    assert got.rate == 100
+    want = held(ordered, "v", got.rate)
+    assert len(want) == 150
+    assert got.raw.tolist() == want
+
+
+def test_equal_times_take_the_later_frame(tmp_path: Path) -> None:
+    """Of frames with the same time, the sample holds the one later in the stream."""
+    t0 = 1_600_000_000_000_000_000
+    t = np.array([t0 + 20_000_000, t0, t0 + 10_000_000, t0 + 10_000_000], np.int64)
+    ld = read_ld(export(tmp_path, one_stream(t, {"v": np.array([3, 0, 1, 2], np.float32)}))[0])
+    assert ld.channels["v"].raw.tolist() == [0, 2, 3]
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+def test_a_lap_time_that_is_not_finite_is_no_fastest_lap(tmp_path: Path, bad: float) -> None:
+    """A NaN or infinite official lap time neither crashes the .ldx nor counts as the fastest
+    lap; with no other timed lap there is no fastest lap at all."""
+    t0 = 1_600_000_000_000_000_000
+    t = t0 + np.arange(300, dtype=np.int64) * 10_000_000
+    session = one_stream(t, {"v": np.zeros(300, np.float32)})
+    lap = LapInfo(
+        stream_id="a", lap=1, t0_ns=t0 + 1_000_000_000, t1_ns=t0 + 2_000_000_000, frames=100
+    )
+    session.laps = [msgspec_replace(lap, lap_time=bad)]
+    ldx = ET.parse(export(tmp_path / "one", session)[1]).getroot()
+    details = {s.get("Id"): s.get("Value") for s in ldx.findall("./Layers/Details/String")}
+    assert details == {"Total Laps": "2"}
+    session.laps.append(
+        LapInfo(
+            stream_id="a",
+            lap=2,
+            t0_ns=t0 + 2_000_000_000,
+            t1_ns=t0 + 2_990_000_000,
+            frames=100,
+            lap_time=1.5,
+        )
+    )
+    ldx = ET.parse(export(tmp_path / "two", session)[1]).getroot()
+    details = {s.get("Id"): s.get("Value") for s in ldx.findall("./Layers/Details/String")}
+    assert details == {"Total Laps": "3", "Fastest Time": "0:01.500", "Fastest Lap": "3"}
+
+
+def msgspec_replace(lap: LapInfo, **changes: object) -> LapInfo:
+    import msgspec
+
+    return msgspec.structs.replace(lap, **changes)
+
+
+def test_batch_with_other_channels_than_declared(tmp_path: Path) -> None:
+    """Frames lacking a declared channel, or carrying one not declared, export the declared
+    channels (a missing one as NaN) instead of failing."""
+    t = 1_600_000_000_000_000_000 + np.arange(4, dtype=np.int64) * 10_000_000
+    session = one_stream(
+        t,
+        {"rpm": np.ones(4, np.float32), "gone": np.zeros(4, np.float32)},
+        [Channel(name="rpm"), Channel(name="fuel", dtype="f8")],
+    )
+    ld = read_ld(export(tmp_path, session)[0])
+    assert list(ld.channels) == ["rpm", "fuel"]
+    assert ld.channels["rpm"].raw.tolist() == [1, 1, 1, 1]
+    assert np.isnan(ld.channels["fuel"].raw).all()

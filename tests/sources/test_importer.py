@@ -27,6 +27,34 @@ def in_file(path) -> dict[str, tuple[int, int, int]]:  # type: ignore[no-untyped
         return {s.stream_id: (s.frames, s.frames - 1, s.t1_ns) for s in reader.summary()}
 
 
+@pytest.fixture
+def web_page_server():  # type: ignore[no-untyped-def]
+    """A plain web server on 127.0.0.1 port 0 that answers every GET with 200 and an HTML
+    page (not a pitwire server); yields its ws:// URL."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"<html><body>It works!</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"ws://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(10)
+
+
 async def test_import_stores_every_frame_of_every_stream_exactly_once(tmp_path, server):
     """Each stream's frames reach the server once, numbered 0..n-1, in the file's session."""
     path = tmp_path / "race.pwr"
@@ -132,3 +160,12 @@ def test_http_base_turns_agent_urls_into_rest_urls():
     assert http_base("wss://pit.example/ws/ingest/") == "https://pit.example"
     assert http_base("http://h:1/") == "http://h:1"
     assert http_base("h:1") == "http://h:1"
+
+
+async def test_a_server_that_answers_a_web_page_fails_clearly(tmp_path, web_page_server):
+    """A URL whose server answers 200 with something that is not JSON (a web page) raises
+    ImportFailed saying so, not a JSON decoding traceback."""
+    path = tmp_path / "race.pwr"
+    simulate(path, cars=1, seconds=0.5)
+    with pytest.raises(ImportFailed, match="not a pitwire session .*text/html"):
+        await import_recording(path, server=web_page_server)

@@ -216,3 +216,48 @@ async def test_an_agent_plays_a_replay_into_a_server_with_every_frame(tmp_path, 
         f"car-{k}": (120, 119) for k in (1, 2, 3)
     }
     assert summary.info.track == "sim-ring"
+
+
+def test_interleaver_joins_batches_of_a_stream_whose_channels_changed():
+    """Batches of one stream with other channels (a channel added mid-session) that fall in
+    one window come out as one batch over all their channels, NaN where a batch lacked one."""
+    merge = Interleaver(step_ns=100, lookahead_ns=None)
+    merge.feed("a", frame_batch([0, 10]))
+    t = np.array([20, 30], np.int64)
+    merge.feed(
+        "a", FrameBatch(t, {"w": np.array([7, 8], np.float64), "v": np.array([5, 6], np.float32)})
+    )
+    [window] = merge.finish()
+    [(stream, batch)] = window.items
+    assert stream == "a" and list(batch.columns) == ["v", "w"]
+    assert batch.t_ns.tolist() == [0, 10, 20, 30]
+    assert batch.columns["v"].tolist() == [0, 1, 5, 6]
+    assert np.array_equal(batch.columns["w"], [np.nan, np.nan, 7, 8], equal_nan=True)
+
+
+async def test_replay_sends_each_batch_with_the_streams_declared_channels(tmp_path, monkeypatch):
+    """Whatever channels a stream's batches carry, each is played with the channels its
+    stream update announced (a missing one NaN, an undeclared one left out)."""
+    path = tmp_path / "race.pwr"
+    simulate(path, cars=1, seconds=1.0)
+    source = ReplaySource(path, speed=0)
+    reader = source._recording._reader  # type: ignore[union-attr]
+    declared = [c.name for c in reader.streams[0].channels]
+    original = reader.batches
+
+    def odd_batches(**kw):  # type: ignore[no-untyped-def]
+        for i, (stream, batch) in enumerate(original(**kw)):
+            if i % 2:  # every other batch lacks the first channel and has one of its own
+                cols = {n: c for n, c in batch.columns.items() if n != declared[0]}
+                batch = FrameBatch(batch.t_ns, {"extra": np.zeros(batch.n), **cols})
+            yield stream, batch
+
+    monkeypatch.setattr(reader, "batches", odd_batches)
+    items = await play(source)
+    [update] = [i for i in items if isinstance(i, StreamUpdate)]
+    assert [c.name for c in update.info.channels] == declared
+    played = batches(items)
+    assert played and all(list(b.columns) == declared for _, b in played)
+    assert sum(b.n for _, b in played) == 60
+    first = FrameBatch.concat([b for _, b in played]).columns[declared[0]]
+    assert np.isnan(first).any() and not np.isnan(first).all()

@@ -19,6 +19,34 @@ from pitwire.sources.sim import SimField
 from pitwire.sources.watch import STATE_FILE, Watcher, WatchState, load_state, save_state, scan
 
 
+@pytest.fixture
+def web_page_server():  # type: ignore[no-untyped-def]
+    """A plain web server on 127.0.0.1 port 0 that answers every GET with 200 and an HTML
+    page (not a pitwire server); yields its ws:// URL."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"<html><body>It works!</body></html>"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"ws://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(10)
+
+
 def test_a_file_is_imported_once_it_has_settled():
     """A file is ready only after its size and mtime held for the settle time, and once."""
     state = WatchState(settle_s=2.0)
@@ -211,3 +239,70 @@ async def test_watching_a_recording_in_progress_stores_it_whole_and_once(tmp_pat
         "car-1": (90, 89),
         "car-2": (90, 89),
     }
+
+
+async def test_a_server_that_answers_a_web_page_is_logged_and_retried(
+    tmp_path, web_page_server, caplog
+):
+    """A server answering something that is not JSON does not end the watch: the import is
+    logged as failed and tried again after retry_s."""
+    simulate(tmp_path / "a.pwr", cars=1, seconds=0.5)
+    w = Watcher(tmp_path, server=web_page_server, settle_s=0.0, poll_s=0.02, retry_s=0.2)
+    task = asyncio.create_task(w.run())
+    await asyncio.sleep(1.0)
+    assert not task.done()
+    w.stop()
+    await task
+    assert w.imports == 0 and w.failures >= 2  # tried again
+    assert "not a pitwire session" in caplog.text and "trying again" in caplog.text
+    assert load_state(tmp_path) == {}
+
+
+async def test_an_importer_that_raises_anything_does_not_end_the_watch(tmp_path, caplog):
+    """An unexpected exception from an import is logged with its traceback and retried."""
+    (tmp_path / "a.pwr").write_bytes(b"a")
+    calls: list[str] = []
+
+    async def importer(path):  # type: ignore[no-untyped-def]
+        calls.append(path.name)
+        raise RuntimeError("surprise")
+
+    w = Watcher(tmp_path, importer=importer, settle_s=0.0, poll_s=0.02, retry_s=0.1)
+    task = asyncio.create_task(w.run())
+    await asyncio.sleep(0.5)
+    assert not task.done()
+    w.stop()
+    await task
+    assert len(calls) >= 2 and w.failures == len(calls)
+    assert "surprise" in caplog.text
+
+
+async def test_a_state_file_that_cannot_be_saved_does_not_end_the_watch(tmp_path, caplog):
+    """An OSError saving the state file is logged; the watch goes on importing, and what
+    was imported is still not imported again while it runs."""
+    (tmp_path / STATE_FILE).mkdir()  # the state file's name is taken by a folder
+    (tmp_path / "a.pwr").write_bytes(b"a" * 10)
+    calls: list[str] = []
+
+    async def importer(path):  # type: ignore[no-untyped-def]
+        calls.append(path.name)
+        return ImportReport(path=path, session="s")
+
+    imported: list[str] = []
+    w = Watcher(
+        tmp_path,
+        importer=importer,
+        settle_s=0.05,
+        poll_s=0.02,
+        on_import=lambda name, report: imported.append(name),
+    )
+    task = asyncio.create_task(w.run())
+    await asyncio.sleep(0.3)
+    (tmp_path / "b.pwr").write_bytes(b"b" * 10)
+    await asyncio.sleep(0.3)
+    assert not task.done()
+    w.stop()
+    await task
+    assert calls == imported == ["a.pwr", "b.pwr"] and w.imports == 2 and w.failures == 0
+    assert "cannot save what was imported" in caplog.text
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [STATE_FILE]

@@ -100,6 +100,6 @@ class LapTracker:
                 )
             self._t1 = int(batch.t_ns[b - 1])
             self._frames += b - a
-            if times is not None:
+            if times is not None and np.isfinite(times[b - 1]):  # NaN: not sent yet
                 self._last_lap_time = float(times[b - 1])
         return done

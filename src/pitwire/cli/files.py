@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 import sys
 import time
@@ -258,10 +259,24 @@ def _clock(ns: int) -> str:
 
 
 def _lap_time(seconds: float | None) -> str:
+    """``m:ss.sss``; ``-`` when there is no time, ``—`` when it is NaN or infinite."""
     if seconds is None:
         return "-"
+    if not math.isfinite(seconds):
+        return "—"
     minutes, rest = divmod(seconds, 60)
     return f"{int(minutes)}:{rest:06.3f}"
+
+
+def _json_ready(value: Any) -> Any:
+    """``value`` with every NaN or infinite float as None (JSON has no such numbers)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(v) for v in value]
+    return value
 
 
 @app.command()
@@ -273,7 +288,8 @@ def inspect(
     gaps: Annotated[int, typer.Option(help="Gaps to list per stream.", min=0)] = 5,
 ) -> None:
     """Show what a session file holds: streams, channels, laps, duration, completeness
-    (frames against the median rate, gaps) and damage."""
+    (frames against the median rate, gaps) and damage. In --json, a number that is NaN or
+    infinite (a lap time the game got wrong) is null."""
     import json
 
     from pitwire.sources.record import describe
@@ -286,7 +302,7 @@ def inspect(
                 task = bar.add_task("reading", total=reader.frames_total or None, note="")
                 d = describe(reader, progress=lambda n: bar.advance(task, n))
     if json_:
-        typer.echo(json.dumps(d, indent=1))
+        typer.echo(json.dumps(_json_ready(d), indent=1, allow_nan=False))
         return
     _print_description(d, gaps)
 
@@ -342,7 +358,11 @@ def _print_description(d: dict[str, Any], gaps: int) -> None:
         title = "laps" + (" (from the lap channel)" if d["laps_derived"] else "")
         laps = Table("stream", "laps", "best", "lap times", title=title, title_justify="left")
         for stream, items in by_stream.items():
-            times = [lap["lap_time"] for lap in items if lap["lap_time"] is not None]
+            times = [
+                lap["lap_time"]
+                for lap in items
+                if lap["lap_time"] is not None and math.isfinite(lap["lap_time"])
+            ]
             laps.add_row(
                 escape(stream),
                 str(len(items)),
@@ -461,9 +481,7 @@ def import_(
         raise _fail(
             "--session must be 1-64 letters, digits or ._:- starting with a letter or digit"
         )
-    for path in files:  # every file checked before anything is imported
-        if path.suffix.lower() == ".parquet" and path.is_file():
-            continue
+    for path in files:  # every file checked before anything is imported (Parquet: read whole)
         try:
             Recording(path).close()
         except SourceError as exc:

@@ -54,6 +54,12 @@ class Layout:
         self.q = [c.name for c in quantized]
         self.q_dtypes = [c.dtype for c in quantized]
         self.resolution = np.array([c.resolution for c in quantized], np.float64)
+        # Steps of 1/k (0.01, 1, 1/127): decoded as q / k, the correctly rounded value, so
+        # a value already on a step (0.3 at 0.1) comes back bit for bit in float64 too.
+        inverse = 1.0 / self.resolution if len(self.resolution) else self.resolution
+        whole = np.abs(inverse - np.rint(inverse)) <= 1e-9 * np.maximum(inverse, 1)
+        self.divided = np.flatnonzero(whole)
+        self.divisor = np.rint(inverse[whole])[:, None]
         self.q4 = np.array([j for j, c in enumerate(quantized) if c.dtype == "f4"], np.intp)
         self.q8 = np.array([j for j, c in enumerate(quantized) if c.dtype != "f4"], np.intp)
         self.q4_names = [self.q[j] for j in self.q4]
@@ -224,6 +230,8 @@ class CarryDecoder:
             q = np.cumsum(deltas, axis=1)
             self._lastq[:] = q[:, -1]
             values_q = q * lay.resolution[:, None]
+            if lay.divided.size:
+                values_q[lay.divided] = q[lay.divided] / lay.divisor
         if c4:
             v4 = self._undelta(_unshuffled(data, pos, n, c4, np.dtype("<u4")), self._last4)
             pos += 4 * n * c4

@@ -5,9 +5,12 @@ Files: ``<dest>/<session>_<stream>.ld`` and the same name with ``.ldx`` (``dest`
 
 **Resampling.** An ``.ld`` channel has one sample rate [Hz]; every channel of a stream gets
 the stream's rate: 1 s over the median interval between frames, rounded to an integer
-(1-65535 Hz). Samples sit at ``t0 + k / rate`` from the stream's first frame to its last and
-take the value of the latest frame at or before that time (sample and hold: no invented
-values, gear and lap stay integers; a gap in the data holds the last value).
+(1-65535 Hz). Samples sit at ``t0 + k / rate`` from the stream's earliest frame to its
+latest and take the value of the latest frame at or before that time (sample and hold: no
+invented values, gear and lap stay integers; a gap in the data holds the last value).
+Frames are taken in time order (a stable sort: frames of a stream whose clock went
+backwards, e.g. a game restart, are merged by time; of frames with the same time, the one
+later in the stream wins).
 
 **Storage.** A channel with a resolution that is a decimal step (``m * 10**-d``: 0.01, 0.5,
 1, 0.0001) is stored as int16 or int32 steps with ``dec = d`` and multiplier ``m``, which i2
@@ -15,7 +18,11 @@ also uses for the displayed decimals; otherwise (no resolution, steps that do no
 NaN or infinities after resampling) it is float32 with NaN kept. float64 channels without
 a resolution lose precision in float32 (the format has no float64).
 Names are pitwire's channel names; units are written for i2 (``°C`` → ``C``, ``1/min`` →
-``rpm``); strings are Windows-1252, cut to their field.
+``rpm``); strings are Windows-1252, cut to their field. Short names (7 characters and the
+terminating zero) are unique within a file: a name that fits is kept, a longer one is
+abbreviated word by word (``tyre_temp_fl`` → ``tyrtefl``, ``lap_distance`` → ``lapdist``)
+and one that would still repeat an earlier short name (letter case ignored) gets a number
+at its end (``throttle``, ``throttles`` → ``throttl``, ``thrott2``).
 
 **The .ld layout** (little-endian; public descriptions of the format, all offsets hex)::
 
@@ -43,13 +50,17 @@ session and its source.
 **The .ldx** is XML: one ``Beacons`` marker (``Time`` [µs] from the log start) at each lap
 start after the first sample, so i2's laps are pitwire's laps (the part before the first
 beacon is a lap of its own in i2); details give the lap count and the fastest lap (lap 0,
-the out lap, excluded).
+the out lap, and laps whose time is NaN or infinite excluded; no fastest lap when none is
+left).
 """
 
 from __future__ import annotations
 
+import math
+import re
 import struct
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,6 +91,8 @@ KIND_FLOAT = 0x07
 MAX_RATE = 65535
 MAX_HOLD = 20
 """At most this many samples per frame (plus a million) when resampling onto the fixed rate."""
+SHORT_NAME = 7
+"""Characters of a channel's short name (its 8-byte field keeps a terminating zero)."""
 UNITS = {"°C": "C", "1/min": "rpm"}
 """pitwire units spelt the way i2 spells them."""
 
@@ -89,34 +102,93 @@ def _text(value: str, size: int) -> bytes:
     return value.encode("cp1252", errors="replace")[: size - 1]
 
 
+# -- short names ----------------------------------------------------------------------------
+
+_WORDS = re.compile(r"[\W_]+")
+
+
+def abbreviate(name: str, size: int = SHORT_NAME) -> str:
+    """``name`` in at most ``size`` characters: itself when it fits; else its words (split
+    at ``_`` and other non-word characters) each cut to the same length, the longest that
+    fits, the characters left over given to the first words (``tyre_temp_fl`` →
+    ``tyrtefl``); a single word is cut."""
+    if len(name) <= size:
+        return name
+    words = [w for w in _WORDS.split(name) if w]
+    if len(words) < 2:
+        return (words[0] if words else name)[:size]
+    if len(words) > size:
+        return "".join(w[0] for w in words)[:size]
+    k = 1
+    while sum(min(len(w), k + 1) for w in words) <= size and any(len(w) > k for w in words):
+        k += 1
+    cut = [w[:k] for w in words]
+    spare = size - sum(len(c) for c in cut)
+    for i, w in enumerate(words):
+        extra = min(spare, len(w) - len(cut[i]))
+        cut[i] = w[: len(cut[i]) + extra]
+        spare -= extra
+    return "".join(cut)
+
+
+def short_names(names: Sequence[str], size: int = SHORT_NAME) -> list[str]:
+    """A short name per name, unique (ignoring letter case) and at most ``size`` characters
+    as Windows-1252 writes them: :func:`abbreviate`, with a number at the end of one that
+    repeats an earlier one."""
+    used: set[str] = set()
+    out: list[str] = []
+    for name in names:
+        base = abbreviate(name.encode("cp1252", errors="replace").decode("cp1252"), size)
+        short, number = base, 1
+        while short.casefold() in used or not short:
+            number += 1
+            suffix = str(number)
+            short = base[: size - len(suffix)] + suffix
+        used.add(short.casefold())
+        out.append(short)
+    return out
+
+
 # -- resampling -----------------------------------------------------------------------------
 
 
 def sample_rate(t_ns: np.ndarray) -> int:
-    """The stream's rate [Hz]: 1 s / median interval between frames, rounded (1 when unknown)."""
+    """The stream's rate [Hz]: 1 s / median interval between frames in time order, rounded
+    (1 when unknown)."""
     if len(t_ns) < 2:
         return 1
-    dt = np.diff(t_ns)
+    dt = np.diff(np.sort(t_ns, kind="stable"))
     dt = dt[dt > 0]
     if not len(dt):
         return 1
     return int(min(MAX_RATE, max(1, round(1e9 / float(np.median(dt))))))
 
 
+def time_order(t_ns: np.ndarray) -> np.ndarray:
+    """The frames' indices in time order (stable: equal times keep their order)."""
+    if len(t_ns) < 2 or bool((t_ns[1:] >= t_ns[:-1]).all()):
+        return np.arange(len(t_ns), dtype=np.intp)
+    order: np.ndarray = np.argsort(t_ns, kind="stable")
+    return order
+
+
 def hold_indices(t_ns: np.ndarray, rate: int) -> np.ndarray:
-    """For each sample ``t0 + k / rate`` up to the last frame, the index of the latest frame
-    at or before it. Raises ExportError when that would be over MAX_HOLD times the frames
-    (a stray timestamp far from the rest)."""
+    """For each sample ``t0 + k / rate`` from the earliest frame to the latest, the index in
+    ``t_ns`` of the latest frame at or before it (``t_ns`` in any order: of equal times, the
+    later index). Raises ExportError when that would be over MAX_HOLD times the frames (a
+    stray timestamp far from the rest)."""
     if not len(t_ns):
         return np.empty(0, np.intp)
-    count = int(t_ns[-1] - t_ns[0]) * rate // 1_000_000_000 + 1
-    if count > MAX_HOLD * len(t_ns) + 1_000_000:
+    order = time_order(t_ns)
+    t = t_ns[order]
+    count = int(t[-1] - t[0]) * rate // 1_000_000_000 + 1
+    if count > MAX_HOLD * len(t) + 1_000_000:
         raise ExportError(
-            f"{len(t_ns)} frames span {(t_ns[-1] - t_ns[0]) / 1e9:.0f} s: {count} samples at "
+            f"{len(t)} frames span {(t[-1] - t[0]) / 1e9:.0f} s: {count} samples at "
             f"{rate} Hz is too many for a fixed-rate .ld (a stray timestamp?)"
         )
-    grid = t_ns[0] + (np.arange(count, dtype=np.int64) * 1_000_000_000) // rate
-    idx: np.ndarray = np.searchsorted(t_ns, grid, side="right") - 1
+    grid = t[0] + (np.arange(count, dtype=np.int64) * 1_000_000_000) // rate
+    idx: np.ndarray = order[np.searchsorted(t, grid, side="right") - 1]
     return idx
 
 
@@ -178,8 +250,8 @@ def ld_bytes(
     vehicle_at = venue_at + VENUE.size
     meta_at = vehicle_at + VEHICLE.size
     data_at = meta_at + CHANNEL.size * len(channels)
-    start_ns = batch.t0_ns if batch.n else info.started_ns
-    start = datetime.fromtimestamp(start_ns / 1e9, UTC)
+    start = datetime.fromtimestamp(log_start(batch, info) / 1e9, UTC)
+    shorts = short_names([c.name for c in channels])
 
     out = bytearray()
     out += HEADER.pack(
@@ -214,7 +286,7 @@ def ld_bytes(
     out += VENUE.pack(_text(info.track, 64), 0, vehicle_at)
     out += VEHICLE.pack(_text(stream.car, 64), 0, b"", b"")
     pointer = data_at
-    for i, (c, s) in enumerate(zip(channels, stored, strict=True)):
+    for i, (c, s, short) in enumerate(zip(channels, stored, shorts, strict=True)):
         here = meta_at + i * CHANNEL.size
         out += CHANNEL.pack(
             here - CHANNEL.size if i else 0,
@@ -230,13 +302,19 @@ def ld_bytes(
             1,
             s.dec,
             _text(c.name, 32),
-            _text(c.name, 8),
+            _text(short, SHORT_NAME + 1),
             _text(UNITS.get(c.unit, c.unit), 12),
         )
         pointer += s.raw.nbytes
     for s in stored:
         out += s.raw.tobytes()
     return bytes(out), rate
+
+
+def log_start(batch: FrameBatch, info: SessionInfo) -> int:
+    """When the .ld log starts [ns since epoch]: the earliest frame (the session's start
+    when there are none)."""
+    return int(batch.t_ns.min()) if batch.n else info.started_ns
 
 
 def ldx_text(laps: list[LapInfo], start_ns: int) -> str:
@@ -265,6 +343,7 @@ def ldx_text(laps: list[LapInfo], start_ns: int) -> str:
     details = ET.SubElement(layers, "Details")
     ET.SubElement(details, "String", Id="Total Laps", Value=str(len(beacons) + 1))
     timed = [(lap_seconds(lap), lap) for lap in laps if lap.lap != 0]
+    timed = [(t, lap) for t, lap in timed if math.isfinite(t)]  # NaN/inf: no usable time
     if timed:
         best, lap = min(timed, key=lambda pair: pair[0])
         # i2 numbers the stretches between beacons from 1: the lap starting at the i-th
@@ -278,7 +357,8 @@ def ldx_text(laps: list[LapInfo], start_ns: int) -> str:
 
 
 def lap_seconds(lap: LapInfo) -> float:
-    """The lap's time [s]: the official one, else first to last frame."""
+    """The lap's time [s]: the official one (which may be NaN or infinite), else first to
+    last frame."""
     return lap.lap_time if lap.lap_time is not None else (lap.t1_ns - lap.t0_ns) / 1e9
 
 
@@ -307,9 +387,8 @@ class MotecWriter:
             data, _ = ld_bytes(session.info, sel.stream, batch, sel.channels)
             path.write_bytes(data)
             laps = [lap for lap in session.laps if lap.stream_id == sel.stream_id]
-            start_ns = batch.t0_ns if batch.n else session.info.started_ns
             ldx = path.with_suffix(".ldx")
-            ldx.write_text(ldx_text(laps, start_ns), encoding="utf-8")
+            ldx.write_text(ldx_text(laps, log_start(batch, session.info)), encoding="utf-8")
             written += [path, ldx]
             if progress is not None:
                 progress(batch.n)

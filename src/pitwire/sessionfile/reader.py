@@ -209,13 +209,15 @@ class SessionReader:
             return f"{fmt.KIND_NAMES[kind]} block fails its checksum (corrupt)"
         return Block(offset, kind, flags, payload)
 
-    def _blocks(self, start: int, end: int) -> Iterator[Block]:
+    def _blocks(
+        self, start: int, end: int, *, where: str = "reading stops there"
+    ) -> Iterator[Block]:
         offset = start
         while offset < end:
             block = self._read_block(offset, end)
             if isinstance(block, str):
                 if not (offset + fmt.TRAILER.size == self.size and self._is_trailer(offset)):
-                    self._problem(offset, block)
+                    self._problem(offset, block, where=where)
                 return
             yield block
             offset += fmt.BLOCK_HEAD.size + len(block.payload)
@@ -224,10 +226,8 @@ class SessionReader:
         self._file.seek(offset)
         return self._file.read(8) == fmt.TRAILER_MAGIC
 
-    def _problem(self, offset: int, message: str) -> None:
-        if offset >= self.data_start:  # nothing after damage is read, even with an index
-            self.data_end = min(getattr(self, "data_end", offset), offset)
-        text = f"{self.path}: at byte {offset}: {message}; reading stops there"
+    def _problem(self, offset: int, message: str, *, where: str = "reading stops there") -> None:
+        text = f"{self.path}: at byte {offset}: {message}; {where}"
         if text not in self.problems:
             self.problems.append(text)
             log.warning("%s", text)
@@ -278,12 +278,9 @@ class SessionReader:
         decoded segment by segment."""
         wanted = None if streams is None else {self._number(s) for s in streams}
         for i, segment in enumerate(self.segments):
-            if segment.offset >= self.data_end:
-                break
             if not self._overlaps(segment, wanted, t0_ns, t1_ns):
                 continue
             end = self.segments[i + 1].offset if i + 1 < len(self.segments) else self.data_end
-            end = min(end, self.data_end)
             for number, batch in self._decode_segment(segment, end, wanted):
                 if t0_ns is not None or t1_ns is not None:
                     keep = np.ones(batch.n, bool)
@@ -346,28 +343,55 @@ class SessionReader:
         }
         decoders: dict[int, CarryDecoder] = {}
         decompressor = zstandard.ZstdDecompressor().decompressobj()
-        for block in self._blocks(segment.offset, end):
-            if block.kind == fmt.STREAM:
-                decl = fmt.decode_stream(block.payload)
-                channels[decl.number] = decl.info.channels
-                decoders.pop(decl.number, None)  # a declaration restarts its stream's coding
-                continue
-            if block.kind != fmt.DATA:
-                continue
+        stop = "the rest of this segment is not read"
+        for block in self._blocks(segment.offset, end, where=stop):
             try:
+                if block.kind == fmt.STREAM:
+                    decl = fmt.decode_stream(block.payload)
+                    channels[decl.number] = decl.info.channels
+                    decoders.pop(decl.number, None)  # a declaration restarts its coding
+                    continue
+                if block.kind != fmt.DATA:
+                    continue
                 entries, compressed = fmt.split_data_payload(block.payload)
                 raw = decompressor.decompress(bytes(compressed))
                 pos = 0
+                decoded = []
                 for e in entries:
                     decoder = decoders.get(e.stream)
                     if decoder is None:
                         decoder = decoders[e.stream] = CarryDecoder(channels[e.stream])
                     batch, pos = decoder.decode(raw, pos, e.n)
-                    if wanted is None or e.stream in wanted:
-                        yield e.stream, batch
-            except (ValueError, KeyError, CodecError, zstandard.ZstdError) as exc:
-                self._problem(block.offset, f"data block does not decode: {exc}")
+                    decoded.append((e.stream, batch))
+            except (
+                ValueError,
+                KeyError,
+                CodecError,
+                zstandard.ZstdError,
+                msgspec.DecodeError,
+            ) as exc:
+                self._problem(
+                    block.offset,
+                    f"{fmt.KIND_NAMES[block.kind]} block does not decode: {exc}",
+                    where=stop,
+                )
                 return
+            for number, batch in decoded:
+                if wanted is None or number in wanted:
+                    yield number, self._conform(number, batch)
+
+    def _conform(self, number: int, batch: FrameBatch) -> FrameBatch:
+        """``batch`` with its stream's latest channels: one declared later is NaN here, one
+        no longer declared is left out (a stream's batches always have the same columns)."""
+        latest = self._streams[number].channels
+        cols = batch.columns
+        if list(cols) == [c.name for c in latest]:
+            return batch
+        n = batch.n
+        columns = {
+            c.name: cols[c.name] if c.name in cols else np.full(n, np.nan, c.dtype) for c in latest
+        }
+        return FrameBatch.trusted(batch.t_ns, columns)
 
     # -- lifetime ---------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ thread flushes when nothing else does. Every method takes the writer's lock: sev
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -82,6 +83,7 @@ class SessionWriter:
         self.frames_written = 0
         self.blocks_written = 0
         self.closed = False
+        self._failed: OSError | None = None
         header = fmt.FileHeader(
             session=info,
             streams=list(streams or []),
@@ -107,12 +109,16 @@ class SessionWriter:
                 return
             self._flush_locked()
             self._declare(info, in_header=False)
+            self._sync()
 
     def has_stream(self, stream_id: str) -> bool:
         return stream_id in self._numbers
 
     def write(self, stream_id: str, batch: FrameBatch) -> None:
-        """Queue ``batch`` (with every channel of the stream) for the next flush."""
+        """Queue ``batch`` (with every channel of the stream) for the next flush.
+
+        The batch's arrays are read at the flush, up to ``flush_interval`` later: do not
+        reuse them for other data before then."""
         with self._lock:
             self._check_open()
             number = self._numbers.get(stream_id)
@@ -133,6 +139,7 @@ class SessionWriter:
             self._flush_locked()
             self._laps.append(lap)
             self._write(fmt.block(fmt.LAP, fmt.encode_record(lap)))
+            self._sync()
 
     def update_session(self, info: SessionInfo) -> None:
         """The session's details changed (e.g. the track became known)."""
@@ -140,6 +147,7 @@ class SessionWriter:
             self._check_open()
             self.info = info
             self._write(fmt.block(fmt.SESSION, fmt.encode_record(info)))
+            self._sync()
 
     def flush(self) -> None:
         """Write what waits now (the flusher thread does this every ``flush_interval``)."""
@@ -149,26 +157,32 @@ class SessionWriter:
 
     def close(self) -> None:
         """Flush, write the index and trailer, close the file. Idempotent."""
-        with self._lock:
-            if self.closed:
-                return
-            self._flush_locked()
-            index = fmt.Index(
-                session=self.info,
-                declarations=self._declared,
-                laps=self._laps,
-                segments=self._segments,
-                data_end=self._offset,
-            )
-            start = self._offset
-            self._write(fmt.block(fmt.INDEX, fmt.encode_index(index)))
-            self._write(fmt.TRAILER.pack(fmt.TRAILER_MAGIC, start))
-            self._sync()
-            self._file.close()
-            self.closed = True
-        self._stop.set()
-        if threading.current_thread() is not self._thread:
-            self._thread.join()
+        try:
+            with self._lock:
+                if self.closed:
+                    return
+                try:
+                    if self._failed is None:
+                        self._flush_locked()
+                        index = fmt.Index(
+                            session=self.info,
+                            declarations=self._declared,
+                            laps=self._laps,
+                            segments=self._segments,
+                            data_end=self._offset,
+                        )
+                        start = self._offset
+                        self._write(fmt.block(fmt.INDEX, fmt.encode_index(index)))
+                        self._write(fmt.TRAILER.pack(fmt.TRAILER_MAGIC, start))
+                        self._sync()
+                finally:
+                    self.closed = True
+                    with contextlib.suppress(OSError):
+                        self._file.close()
+        finally:
+            self._stop.set()
+            if threading.current_thread() is not self._thread:
+                self._thread.join()
 
     def __enter__(self) -> SessionWriter:
         return self
@@ -261,7 +275,18 @@ class SessionWriter:
         self._sync()
 
     def _write(self, data: bytes) -> None:
-        self._file.write(data)
+        if self._failed is not None:
+            raise fmt.SessionFileError(
+                f"{self.path}: an earlier write failed ({self._failed}); the file holds what "
+                "was written before it"
+            )
+        try:
+            self._file.write(data)
+        except OSError as exc:
+            # A block may be half on disk; the coding state has moved on past it. Nothing more
+            # is written: what is before the failed block stays readable.
+            self._failed = exc
+            raise fmt.SessionFileError(f"cannot write {self.path}: {exc}") from exc
         self._offset += len(data)
 
     def _sync(self) -> None:
@@ -270,9 +295,14 @@ class SessionWriter:
             os.fsync(self._file.fileno())
 
     def _flusher(self) -> None:
-        while not self._stop.wait(self.flush_interval / 2):
+        wait = self.flush_interval
+        while not self._stop.wait(wait):
             with self._lock:
                 if self.closed:
                     return
-                if time.monotonic() - self._last_flush >= self.flush_interval:
-                    self._flush_locked()
+                due = self._last_flush + self.flush_interval - time.monotonic()
+                if due <= 0:
+                    with contextlib.suppress(fmt.SessionFileError):  # write() will say so
+                        self._flush_locked()
+                    due = self.flush_interval
+                wait = max(due, 0.001)

@@ -16,7 +16,8 @@ Exceptions::
     Exception
      ├── SourceError       the file cannot be played (missing, not a session file)
      ├── UplinkError       the server URL is unusable
-     └── ImportFailed      the server cannot be reached or refuses the session
+     └── ImportFailed      the server cannot be reached, refuses the session or does not
+                           answer as a pitwire server (e.g. a web page instead of JSON)
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ log = logging.getLogger("pitwire.sources")
 
 
 class ImportFailed(Exception):
-    """The server cannot be reached or refuses the import (the message says which)."""
+    """The server cannot be reached, refuses the import or answers what is not a pitwire
+    server's answer (the message says which)."""
 
 
 @dataclass(slots=True)
@@ -100,8 +102,16 @@ async def stored_until(server: str, session: str) -> dict[str, int]:
         return {}
     if response.status_code != 200:
         raise ImportFailed(f"the server answered {response.status_code} to GET {url}")
-    streams = response.json().get("streams", [])
-    return {s["stream_id"]: int(s["t1_ns"]) for s in streams if s.get("frames")}
+    try:
+        streams = response.json().get("streams", [])
+        return {str(s["stream_id"]): int(s["t1_ns"]) for s in streams if s.get("frames")}
+    except (ValueError, TypeError, KeyError, AttributeError):
+        kind = response.headers.get("content-type") or "no content type"
+        raise ImportFailed(
+            f"the server at {http_base(server)} answered GET {url} with something that is not "
+            f"a pitwire session ({kind}, {len(response.content)} bytes); is that URL a "
+            "pitwire server?"
+        ) from None
 
 
 Progress = Callable[[int, int, int], None]

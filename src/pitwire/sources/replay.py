@@ -19,7 +19,7 @@ import asyncio
 import logging
 import os
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,14 +84,18 @@ class Recording:
         return self._reader is not None
 
     def batches(self, t0_ns: int | None = None) -> Iterator[tuple[str, FrameBatch]]:
-        """Every frame (a session file: only its segments that reach ``t0_ns``, if given)."""
+        """Every frame (a session file: only its segments that reach ``t0_ns``, if given),
+        each batch with its stream's declared channels (see :func:`conform`)."""
+        declared = {s.stream_id: [(c.name, c.dtype) for c in s.channels] for s in self.streams}
         if self._reader is not None:
-            yield from self._reader.batches(t0_ns=t0_ns)
+            for stream, batch in self._reader.batches(t0_ns=t0_ns):
+                channels = declared.get(stream)
+                yield stream, batch if channels is None else conform(batch, channels)
             return
         for s in self.streams:
             batch = self._memory.frames(s.stream_id)
             if batch.n:
-                yield s.stream_id, batch
+                yield s.stream_id, conform(batch, declared[s.stream_id])
 
     def frames_before(self, t_ns: int) -> int:
         """Frames in the parts of a session file that end before ``t_ns`` (from its index)."""
@@ -107,6 +111,34 @@ class Recording:
     def close(self) -> None:
         if self._reader is not None:
             self._reader.close()
+
+
+def conform(batch: FrameBatch, channels: Sequence[tuple[str, str]]) -> FrameBatch:
+    """``batch`` with exactly ``channels`` (name, dtype) as its columns, in that order: one
+    it lacks is NaN, one not among them is left out (what was announced is what is sent)."""
+    cols = batch.columns
+    if len(cols) == len(channels) and all(a == b for a, (b, _) in zip(cols, channels, strict=True)):
+        return batch
+    return FrameBatch.trusted(
+        batch.t_ns,
+        {n: cols[n] if n in cols else np.full(batch.n, np.nan, dtype) for n, dtype in channels},
+    )
+
+
+def concat(parts: Sequence[FrameBatch]) -> FrameBatch:
+    """One stream's batches joined in order; batches with other channels than the first
+    are joined over all of their channels (in order of appearance, NaN where a batch lacks
+    one)."""
+    if len(parts) == 1:
+        return parts[0]
+    names = list(parts[0].columns)
+    if any(list(p.columns) != names for p in parts[1:]):
+        dtypes: dict[str, np.dtype[Any]] = {}
+        for p in parts:
+            for n, c in p.columns.items():
+                dtypes[n] = np.promote_types(dtypes.get(n, c.dtype), c.dtype)
+        parts = [conform(p, [(n, str(d)) for n, d in dtypes.items()]) for p in parts]
+    return FrameBatch.concat(parts)
 
 
 def _read_parquet(path: Path) -> Any:
@@ -138,7 +170,8 @@ class Interleaver:
     (``None``: none until ``finish``, for input that comes stream after stream); ``finish``
     returns the rest. Each stream's frames keep their order (their seq order) and every
     frame comes out exactly once; a frame that shows up later than the lookahead plays in
-    the next window.
+    the next window. A stream's batches joined in one window have the columns of all of
+    them (:func:`concat`).
     """
 
     def __init__(self, *, step_ns: int, lookahead_ns: int | None) -> None:
@@ -209,7 +242,7 @@ class Interleaver:
                     queue[0] = (batch.slice(k, batch.n), ordered)
                 break
             if parts:
-                items.append((stream, FrameBatch.concat(parts)))
+                items.append((stream, concat(parts)))
         return items
 
 

@@ -15,7 +15,9 @@ session; the importer skips every frame the server already stores of each stream
 
 :class:`Watcher` is the asyncio adapter: it polls the folder with ``os.scandir`` every
 ``poll_s`` (portable, no file-event dependency), feeds the core and runs the imports, one
-at a time.
+at a time. A failed import is logged and tried again later (or once the file changes, for
+a file that is not a session file); a state file that cannot be written is logged and the
+watch goes on (the imports are still remembered while it runs).
 """
 
 from __future__ import annotations
@@ -150,7 +152,8 @@ def load_state(root: Path) -> dict[str, Signature]:
 
 
 def save_state(root: Path, imported: Mapping[str, Signature]) -> None:
-    """Write the state file atomically (a crash leaves the old one or the new one)."""
+    """Write the state file atomically (a crash leaves the old one or the new one); an
+    OSError (disk full, read-only folder) is raised, leaving no temporary file behind."""
     path = root / STATE_FILE
     tmp = path.with_name(path.name + ".tmp")
     data = {
@@ -160,8 +163,13 @@ def save_state(root: Path, imported: Mapping[str, Signature]) -> None:
             for name, (size, mtime) in sorted(imported.items())
         },
     }
-    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise
 
 
 # -- the adapter ----------------------------------------------------------------------------
@@ -245,6 +253,11 @@ class Watcher:
                 )
                 self.state.retry(name, asyncio.get_running_loop().time() + self.retry_s)
                 continue
+            except Exception:  # a bug or a surprise: keep watching the other files
+                self.failures += 1
+                log.exception("%s: not imported; trying again in %.0f s", name, self.retry_s)
+                self.state.retry(name, asyncio.get_running_loop().time() + self.retry_s)
+                continue
             if not report.complete:
                 self.failures += 1
                 log.warning(
@@ -263,6 +276,15 @@ class Watcher:
                     name,
                 )
             self.state.done(name, sig)
-            save_state(self.root, self.state.imported)
+            try:
+                save_state(self.root, self.state.imported)
+            except OSError as exc:
+                log.warning(
+                    "cannot save what was imported to %s (%s); a restart may import %s again "
+                    "(only frames the server lacks are added)",
+                    self.root / STATE_FILE,
+                    exc,
+                    name,
+                )
             if self.on_import is not None:
                 self.on_import(name, report)
