@@ -72,8 +72,12 @@ def test_open_gives_laps_frames_and_a_dataframe(tmp_path: Path) -> None:
         assert str(df["time"].dtype).startswith("datetime64[ns")
         with pytest.raises(ValueError, match="name one with stream="):
             s.frames()
-        with pytest.raises(KeyError, match="no channel"):
+        with pytest.raises(KeyError, match=r"no channel\(s\) boost \(it has: speed, rpm"):
             s.to_pandas(channels=["boost"])
+        one = s.to_pandas("speed", stream=["car-1"])  # a name and a list are fine too
+        assert list(one.columns) == ["stream", "time", "speed"] and len(one) == 2500
+        with pytest.raises(KeyError, match="no stream 'car-9'"):
+            s.laps("car-9")
 
 
 def test_export_from_the_api_writes_files(tmp_path: Path) -> None:

@@ -319,7 +319,9 @@ class Session:
 
     def laps(self, stream: str | None = None) -> list[LapInfo]:
         """Completed laps (of ``stream``, or of every stream), as recorded; computed from the
-        ``lap`` channel when the file has none."""
+        ``lap`` channel when the file has none. KeyError for an unknown stream."""
+        if stream is not None:
+            self.reader.stream(stream)  # an unknown stream raises, naming the known ones
         laps = list(self.reader.laps)
         if not laps:
             for s in self.streams:
@@ -329,7 +331,10 @@ class Session:
         return [lap for lap in laps if stream is None or lap.stream_id == stream]
 
     def to_pandas(
-        self, channels: list[str] | None = None, *, stream: str | None = None
+        self,
+        channels: str | list[str] | None = None,
+        *,
+        stream: str | list[str] | None = None,
     ) -> pd.DataFrame:
         """A DataFrame of ``channels`` (all when None): one row per frame, columns ``stream``,
         ``time`` (UTC) and the channels; every stream unless ``stream`` is given. Needs
@@ -338,16 +343,24 @@ class Session:
             import pandas as pd
         except ImportError:
             raise ImportError("to_pandas needs pandas: pip install 'pitwire[pandas]'") from None
-        wanted = (
-            [self._stream(stream)] if stream is not None else [s.stream_id for s in self.streams]
-        )
+        if isinstance(channels, str):
+            channels = [channels]
+        if stream is None:
+            wanted = [s.stream_id for s in self.streams]
+        else:
+            wanted = [stream] if isinstance(stream, str) else list(stream)
+            for sid in wanted:
+                self.reader.stream(sid)  # an unknown stream raises, naming the known ones
         frames = []
         for sid in wanted:
             batch = self.reader.frames(sid)
             names = channels if channels is not None else list(batch.columns)
             missing = [n for n in names if n not in batch.columns]
             if missing:
-                raise KeyError(f"stream {sid!r} has no channel(s) {', '.join(missing)}")
+                raise KeyError(
+                    f"stream {sid!r} has no channel(s) {', '.join(missing)} "
+                    f"(it has: {', '.join(batch.columns)})"
+                )
             data: dict[str, Any] = {
                 "stream": sid,
                 "time": pd.to_datetime(batch.t_ns, unit="ns", utc=True),

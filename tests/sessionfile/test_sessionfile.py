@@ -371,3 +371,34 @@ def test_a_failed_write_leaves_everything_before_it_readable(tmp_path: Path) -> 
     w.close()  # never raises: closes the file and stops the flusher
     with sessionfile.open(path) as r:
         assert same_at_resolution(r.frames("car-0"), batch(0, 0, 20))
+
+
+def test_a_damaged_header_of_a_closed_file_is_read_through_the_index(tmp_path: Path) -> None:
+    """A flipped byte in the header costs nothing when the file was closed: the index
+    holds the session, the streams and where the data starts."""
+    path = tmp_path / "s.pwr"
+    written = write_session(path, cars=2, frames=100)
+    data = bytearray(path.read_bytes())
+    data[40] ^= 0x10
+    path.write_bytes(bytes(data))
+    with sessionfile.open(path) as r:
+        assert r.problems and "read through the index" in r.problems[0]
+        assert r.info == INFO
+        for sid, b in written.items():
+            assert same_at_resolution(r.frames(sid), b)
+
+
+def test_overwrite_makes_a_new_file_and_leaves_an_old_writer_alone(tmp_path: Path) -> None:
+    """overwrite=True replaces the file without truncating it under a writer still busy
+    with it: the new file reads back whole."""
+    path = tmp_path / "s.pwr"
+    old = sessionfile.create(path, INFO, streams=streams(1))
+    old.write("car-0", batch(0, 0, 10))
+    old.flush()
+    with sessionfile.create(path, INFO, streams=streams(1), overwrite=True) as new:
+        new.write("car-0", batch(0, 100, 30))
+    old.write("car-0", batch(0, 10, 10))
+    old.close()
+    with sessionfile.open(path) as r:
+        assert r.problems == []
+        assert same_at_resolution(r.frames("car-0"), batch(0, 100, 30))

@@ -97,6 +97,10 @@ class Index(msgspec.Struct, kw_only=True):
     segments: list[Segment]
     data_end: int
     """Offset where the INDEX block starts (= the end of the data)."""
+    data_start: int = 0
+    """Offset of the first block: lets a reader use the index when the header is damaged."""
+    header_streams: int = 0
+    """How many of ``declarations`` come from the header (offset 0)."""
 
 
 _msgpack = msgspec.msgpack.Encoder()

@@ -115,6 +115,7 @@ class SessionReader:
             self._scan()
 
     def _rebuild_empty(self) -> None:
+        """The header is unreadable: the index (a closed file) still says everything."""
         self.created_ns = 0
         self.writer = ""
         self._declared: list[fmt.Declared] = []
@@ -122,13 +123,18 @@ class SessionReader:
         self.laps: list[LapInfo] = []
         self.segments: list[fmt.Segment] = []
         self.data_end = self.data_start
+        if self._load_index(trust_header=False):
+            self.problems[-1] = self.problems[-1].replace(
+                "nothing can be read", "read through the index instead"
+            )
 
-    def _load_index(self) -> bool:
-        if self.size < self.data_start + fmt.TRAILER.size:
+    def _load_index(self, *, trust_header: bool = True) -> bool:
+        floor = self.data_start if trust_header else fmt.FILE_HEAD.size
+        if self.size < floor + fmt.TRAILER.size:
             return False
         self._file.seek(self.size - fmt.TRAILER.size)
         magic, offset = fmt.TRAILER.unpack(self._file.read(fmt.TRAILER.size))
-        if magic != fmt.TRAILER_MAGIC or not self.data_start <= offset < self.size:
+        if magic != fmt.TRAILER_MAGIC or not floor <= offset < self.size:
             return False
         block = self._read_block(offset, limit=self.size - fmt.TRAILER.size)
         if not isinstance(block, Block) or block.kind != fmt.INDEX:
@@ -137,6 +143,11 @@ class SessionReader:
             index = fmt.decode_index(block.payload)
         except msgspec.DecodeError:
             return False
+        if not trust_header:
+            if not index.data_start or not index.declarations:
+                return False  # an index of an older writer: no way to find the data
+            self.data_start = index.data_start
+            self._header_streams = []
         self.info = index.session
         self._declared = (
             [

@@ -58,7 +58,12 @@ class SessionWriter:
         self.level = level
         self.fsync = fsync
         try:
-            self._file = open(self.path, "wb" if overwrite else "xb")  # noqa: SIM115
+            if overwrite:
+                # A new file, not the old one truncated: a process still writing the old one
+                # keeps its own (now unlinked) file instead of corrupting this one.
+                with contextlib.suppress(FileNotFoundError):
+                    self.path.unlink()
+            self._file = open(self.path, "xb")  # noqa: SIM115 - closed in close()
         except FileExistsError:
             raise fmt.SessionFileError(
                 f"{self.path} exists; choose another name or remove it first"
@@ -92,6 +97,7 @@ class SessionWriter:
         )
         self._offset = 0
         self._write(fmt.file_head(header))
+        self._data_start = self._offset
         for s in streams or []:
             self._declare(s, in_header=True)
         self._stop = threading.Event()
@@ -170,6 +176,7 @@ class SessionWriter:
                             laps=self._laps,
                             segments=self._segments,
                             data_end=self._offset,
+                            data_start=self._data_start,
                         )
                         start = self._offset
                         self._write(fmt.block(fmt.INDEX, fmt.encode_index(index)))
