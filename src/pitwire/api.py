@@ -58,7 +58,17 @@ class Capture:
         on_frame: OnFrame | None = None,
         on_lap: OnLap | None = None,
         max_pending: int = 10_000,
+        export: list[str] | None = None,
     ) -> None:
+        if export:
+            from pitwire.export import get_writer
+
+            for fmt in export:
+                get_writer(fmt)  # an unknown format fails now, not after the session
+            if record is None:
+                raise ValueError("export= writes the recording in other formats: give record=")
+        self.export = list(export or [])
+        self.exported: list[Path] = []
         self.source = source
         self.on_frame = on_frame
         self.on_lap = on_lap
@@ -78,6 +88,7 @@ class Capture:
         self._files = 0
         self._key: str | None = None
         self._in_file = 0
+        self._recorded: list[Path] = []
 
     # -- lifetime ---------------------------------------------------------------------------
 
@@ -148,7 +159,19 @@ class Capture:
         finally:
             if self.writer is not None:
                 self.writer.close()
+            self._export_files()
             self._offer(_END)
+
+    def _export_files(self) -> None:
+        """Write every recorded file in the ``export`` formats too, next to it."""
+        if not self.export or self.record is None:
+            return
+        from pitwire.export import export_session
+
+        for path in self._recorded:
+            with SessionReader(path) as reader:
+                for fmt in self.export:
+                    self.exported += export_session(reader, fmt, path.parent)
 
     async def _pump(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -178,6 +201,7 @@ class Capture:
                 started_ns=time.time_ns(),
             )
             self.writer = SessionWriter(path, info, streams=self.source.info.streams)
+            self._recorded.append(path)
             self._files += 1
             self._in_file = 0
         return self.writer
@@ -257,11 +281,14 @@ def capture(
     session: str | None = None,
     on_frame: OnFrame | None = None,
     on_lap: OnLap | None = None,
+    export: list[str] | None = None,
     **options: Any,
 ) -> Capture:
     """Capture from ``source`` (``sim``, ``f1``, ``forza``, ``acc``, ... as ``pitwire agent
-    --source``); ``record`` also writes a ``.pwr`` session file. ``options`` are the source's
-    (``cars``, ``duration`` for sim; ``port``, ``bind``, ``forward``, ``map_files``,
+    --source``); ``record`` also writes a ``.pwr`` session file, and ``export`` (e.g.
+    ``["parquet", "ld"]``) the writers that also write it, in those formats, when the capture
+    ends (the ``.pwr`` file is the crash-safe journal they are made from). ``options`` are
+    the source's (``cars``, ``duration`` for sim; ``port``, ``bind``, ``forward``, ``map_files``,
     ``replay_raw``, ... for games). Raises SourceError for an unknown source or bad options.
     """
     from pitwire.sources.registry import GAMES, CaptureOptions, make_source
@@ -282,7 +309,9 @@ def capture(
         src = make_source(source, capture=opts)
     else:
         src = make_source(source, **options)
-    return Capture(src, record=record, session=session, on_frame=on_frame, on_lap=on_lap)
+    return Capture(
+        src, record=record, session=session, on_frame=on_frame, on_lap=on_lap, export=export
+    )
 
 
 class Session:
