@@ -9,6 +9,7 @@ import pytest
 
 import pitwire
 from pitwire import sessionfile
+from pitwire.export import ExportError
 from pitwire.model.records import LapInfo
 from pitwire.sources.base import SourceError
 from pwrgen import INFO, T0, batch, streams
@@ -134,5 +135,5 @@ def test_a_capture_also_writes_the_chosen_formats_when_it_ends(tmp_path: Path) -
         f"{cap.session}_car-2.csv",
     ]
     assert all(p.is_file() for p in cap.exported)
-    with pytest.raises(Exception, match="csvv"):
+    with pytest.raises(ExportError, match="csvv"):
         pitwire.capture("sim", record=tmp_path / "x.pwr", export=["csvv"])
