@@ -349,7 +349,7 @@ def test_watch_of_a_missing_folder_exits_2(tmp_path):
 
 
 def nan_lap_file(path, lap_time: float):  # type: ignore[no-untyped-def]
-    """A sim file whose car-1 has a timed lap 1 (1:02.5) and a lap 2 timed ``lap_time``."""
+    """A sim file whose car-1 has a lap 1 timed ``lap_time`` and a lap 2 timed 1:02.5."""
     from pitwire.model.records import LapInfo
     from pitwire.sources.record import simulate
 
@@ -357,11 +357,11 @@ def nan_lap_file(path, lap_time: float):  # type: ignore[no-untyped-def]
     t0 = 1_700_000_000_000_000_000
     writer.add_lap(
         LapInfo(stream_id="car-1", lap=1, t0_ns=t0 + 500_000_000, t1_ns=t0 + 1_500_000_000,
-                frames=60, lap_time=62.5)
+                frames=60, lap_time=lap_time)
     )  # fmt: skip
     writer.add_lap(
         LapInfo(stream_id="car-1", lap=2, t0_ns=t0 + 1_500_000_000, t1_ns=t0 + 2_500_000_000,
-                frames=60, lap_time=lap_time)
+                frames=60, lap_time=62.5)
     )  # fmt: skip
     writer.close()
     return path
@@ -373,7 +373,7 @@ def test_inspect_shows_a_lap_time_that_is_not_finite_as_a_dash(tmp_path, bad):
     path = nan_lap_file(tmp_path / "s.pwr", bad)
     code, text = run("inspect", str(path))
     assert code == 0, text
-    assert "2: —" in text and "1: 1:02.500" in text
+    assert "1: —" in text and "2: 1:02.500" in text
     assert "Traceback" not in text
 
 
@@ -390,7 +390,7 @@ def test_inspect_json_gives_null_for_a_lap_time_that_is_not_finite(tmp_path, bad
         raise ValueError(f"not JSON: {name}")
 
     d = json.loads(result.stdout, parse_constant=strict)
-    assert [(lap["lap"], lap["lap_time"]) for lap in d["laps"]] == [(1, 62.5), (2, None)]
+    assert [(lap["lap"], lap["lap_time"]) for lap in d["laps"]] == [(1, None), (2, 62.5)]
 
 
 def test_export_ld_of_a_lap_time_that_is_not_finite(tmp_path):

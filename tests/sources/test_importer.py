@@ -167,5 +167,5 @@ async def test_a_server_that_answers_a_web_page_fails_clearly(tmp_path, web_page
     ImportFailed saying so, not a JSON decoding traceback."""
     path = tmp_path / "race.pwr"
     simulate(path, cars=1, seconds=0.5)
-    with pytest.raises(ImportFailed, match="not a pitwire session .*text/html"):
+    with pytest.raises(ImportFailed, match=r"not a pitwire session .*text/html"):
         await import_recording(path, server=web_page_server)

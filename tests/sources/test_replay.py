@@ -241,7 +241,7 @@ async def test_replay_sends_each_batch_with_the_streams_declared_channels(tmp_pa
     path = tmp_path / "race.pwr"
     simulate(path, cars=1, seconds=1.0)
     source = ReplaySource(path, speed=0)
-    reader = source._recording._reader  # type: ignore[union-attr]
+    reader = source._recording._reader
     declared = [c.name for c in reader.streams[0].channels]
     original = reader.batches
 
