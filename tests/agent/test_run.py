@@ -276,3 +276,18 @@ async def test_stop_sends_what_was_read_and_waits_for_the_acks(server):
         )
         stored += batch.n
     assert stored == report.frames_sent
+
+
+async def test_a_replayed_recording_keeps_its_start_time_on_the_server(server, tmp_path):
+    """A session created by replaying a file starts when the recording started, not now."""
+    from pitwire import sessionfile
+    from pitwire.sources.replay import ReplaySource
+    from pwrgen import INFO, batch, streams
+
+    path = tmp_path / "old.pwr"
+    with sessionfile.create(path, INFO, streams=streams(1)) as w:
+        w.write("car-0", batch(0, 0, 50))
+    report = await Agent(ReplaySource(path, speed=0), server=server.ws, session="old").run()
+    assert report.unacked == 0
+    stored = await server.store.get_session(SessionId("old"))
+    assert stored.info.started_ns == INFO.started_ns

@@ -129,7 +129,12 @@ class Agent:
         self._sessions += 1
         session = self.session_ids(self._sessions)
         peer = AgentPeer(
-            session=session, streams=[], track=track, source=source, max_unacked=self.max_unacked
+            session=session,
+            streams=[],
+            track=track,
+            source=source,
+            max_unacked=self.max_unacked,
+            started_ns=self.source.info.started_ns if self._sessions == 1 else 0,
         )
         uplink: WsUplink | HttpUplink = (
             WsUplink(self.server, peer)

@@ -73,6 +73,8 @@ class Advertise(_Msg, tag="advertise", kw_only=True):
     channels: list[ChannelDesc]
     track: str = ""
     source: str = ""
+    started_ns: int = 0
+    """When the session began [ns since epoch] (a recording's start; 0: now)."""
 
 
 class Subscribe(_Msg, tag="subscribe", kw_only=True):

@@ -54,6 +54,7 @@ class StreamsAdvertised:
     track: str
     source: str
     streams: dict[int, tuple[StreamDesc, ChannelSet]]
+    started_ns: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +226,9 @@ class IngestPeer(_Peer):
             self._ids_by_name[sd.stream] = sd.id
             added[sd.id] = (sd, cset)
         self.session = msg.session
-        self._events.append(StreamsAdvertised(msg.session, msg.track, msg.source, added))
+        self._events.append(
+            StreamsAdvertised(msg.session, msg.track, msg.source, added, msg.started_ns)
+        )
 
     def receive_bytes(self, data: bytes) -> None:
         try:
@@ -350,8 +353,10 @@ class AgentPeer(_Peer):
         source: str = "",
         max_unacked: int = 2_000_000,
         name: str = f"pitwire-agent/{__version__}",
+        started_ns: int = 0,
     ) -> None:
         super().__init__()
+        self.started_ns = started_ns
         self.session = session
         self.track = track
         self.source = source
@@ -411,6 +416,7 @@ class AgentPeer(_Peer):
             channels=list(chans.values()),
             track=self.track,
             source=self.source,
+            started_ns=self.started_ns,
         )
         return messages.encode(adv)
 

@@ -68,6 +68,7 @@ class Ingestor:
         car: str = "",
         track: str = "",
         source: str = "",
+        started_ns: int = 0,
     ) -> int:
         """Make the session and stream known to store and hub; return the stored high-water
         seq (what the agent need not send again; -1 for nothing). Frames still buffered for
@@ -82,7 +83,10 @@ class Ingestor:
         except KeyError:
             await self.store.put_session(
                 SessionInfo(
-                    session_id=session, track=track, source=source, started_ns=time.time_ns()
+                    session_id=session,
+                    track=track,
+                    source=source,
+                    started_ns=started_ns or time.time_ns(),
                 )
             )
         await self.store.put_stream(
@@ -203,6 +207,7 @@ def router(ingestor: Ingestor, *, max_body: int = DEFAULT_MAX_BODY) -> APIRouter
                                     car=desc.car,
                                     track=ev.track,
                                     source=ev.source,
+                                    started_ns=ev.started_ns,
                                 )
                                 if (ev.session, desc.stream) not in listening:
                                     ingestor.listen(ev.session, desc.stream, on_ack)

@@ -212,10 +212,10 @@ class SessionReader:
         if sync != fmt.BLOCK_SYNC or kind not in fmt.KIND_NAMES:
             return "no block starts here (corrupt data)"
         if length > fmt.MAX_PAYLOAD or offset + fmt.BLOCK_HEAD.size + length > limit:
-            return f"the file ends inside a {fmt.KIND_NAMES[kind]} block (cut short)"
+            return f"the file ends inside {_a(fmt.KIND_NAMES[kind])} block (cut short)"
         payload = self._file.read(length)
         if len(payload) < length:
-            return f"the file ends inside a {fmt.KIND_NAMES[kind]} block (cut short)"
+            return f"the file ends inside {_a(fmt.KIND_NAMES[kind])} block (cut short)"
         if fmt.block_crc(head, payload) != crc:
             return f"{fmt.KIND_NAMES[kind]} block fails its checksum (corrupt)"
         return Block(offset, kind, flags, payload)
@@ -427,3 +427,8 @@ def _latest(declared: list[fmt.Declared]) -> list[StreamInfo]:
     for d in declared:
         latest[d.decl.number] = d.decl.info
     return [latest[n] for n in sorted(latest)]
+
+
+def _a(noun: str) -> str:
+    """``noun`` with its indefinite article ("an index", "a data")."""
+    return f"{'an' if noun[0] in 'aeiou' else 'a'} {noun}"

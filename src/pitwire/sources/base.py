@@ -49,9 +49,13 @@ class DecodeError(ValueError):
 
 
 class SourceInfo(msgspec.Struct, kw_only=True):
+    """What a source says of itself; ``started_ns``: a recording's start [ns since epoch]
+    (0 for live sources: the session starts now)."""
+
     source: str
     track: str = ""
     streams: list[StreamInfo] = msgspec.field(default_factory=list)
+    started_ns: int = 0
 
 
 # -- decoder events -------------------------------------------------------------------------

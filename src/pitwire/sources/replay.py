@@ -282,7 +282,10 @@ class ReplaySource:
         self.frames_skipped = 0
         self._trimmed = 0
         self._info = SourceInfo(
-            source=rec.info.source or "replay", track=rec.info.track, streams=list(rec.streams)
+            source=rec.info.source or "replay",
+            track=rec.info.track,
+            streams=list(rec.streams),
+            started_ns=rec.info.started_ns,
         )
 
     @property
