@@ -426,3 +426,255 @@ def test_import_from_a_server_answering_a_web_page_exits_1(tmp_path, web_page_se
     code, text = run("import", str(path), "--server", web_page_server)
     assert code == 1, text
     assert "not a pitwire session" in text and "Traceback" not in text
+
+
+# -- trial findings: nothing readable, damaged trailers, export targets, record targets -----
+
+
+def cut_header_file(path):  # type: ignore[no-untyped-def]
+    """A session file cut inside its header: nothing in it is readable."""
+    sim_file(path, cars=1, seconds=0.5)
+    path.write_bytes(path.read_bytes()[:20])
+    return path
+
+
+def test_inspect_of_a_file_with_nothing_readable_exits_1_and_says_so(tmp_path):
+    """A file cut inside its header: exit 1, 'nothing readable', the session id marked as
+    the file name's, and no 'index: ok'."""
+    path = cut_header_file(tmp_path / "cut-header.pwr")
+    code, text = run("inspect", str(path))
+    assert code == 1, text
+    assert "nothing readable" in text
+    assert "taken from the file name" in text
+    assert "session cut-header " not in text
+    assert "index: ok" not in text and "what precedes them is readable" not in text
+
+
+def test_inspect_json_of_a_file_with_nothing_readable_exits_1(tmp_path):
+    """inspect --json still prints its object, marks it unreadable and exits 1."""
+    import json
+
+    path = cut_header_file(tmp_path / "cut-header.pwr")
+    result = runner.invoke(app, ["inspect", "--json", str(path)])
+    assert result.exit_code == 1
+    d = json.loads(result.stdout)
+    assert d["readable"] is False and d["session_id_from_file_name"] is True
+    assert d["index"] == "none" and d["problems"]
+
+
+def test_inspect_of_an_empty_file_exits_1(tmp_path):
+    """A 0-byte file: exit 1, nothing readable, no traceback."""
+    path = tmp_path / "empty.pwr"
+    path.write_bytes(b"")
+    code, text = run("inspect", str(path))
+    assert code == 1
+    assert "nothing readable" in text and "empty" in text and "Traceback" not in text
+
+
+@pytest.mark.parametrize("cut", ["damaged", "short"])
+def test_inspect_of_a_damaged_trailer_does_not_claim_the_file_was_not_closed(tmp_path, cut):
+    """Only the trailer damaged (overwritten or cut short): the index is found by scanning,
+    everything is readable, and inspect does not say the file was not closed."""
+    path = sim_file(tmp_path / "t.pwr", cars=2, seconds=1.0)
+    data = path.read_bytes()
+    path.write_bytes(data[:-16] + b"\xff" * 16 if cut == "damaged" else data[:-3])
+    code, text = run("inspect", str(path))
+    assert code == 0, text
+    assert "2 streams, 120 frames" in text
+    assert "not closed" not in text and "index: ok" not in text
+    assert "found by scanning" in text and "trailer" in text
+
+
+def test_inspect_of_a_file_still_being_written_says_so_without_damage(tmp_path):
+    """A file whose writer is still open: no index yet, no damage, exit 0."""
+    from pitwire.sources.record import simulate
+
+    path = tmp_path / "open.pwr"
+    writer = simulate(path, cars=1, seconds=1.0, session="open", close=False)
+    try:
+        code, text = run("inspect", str(path))
+    finally:
+        writer.close()
+    assert code == 0, text
+    assert "still being written" in text and "damage: none found" in text
+    assert "60 frames" in text
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "jsonl", "ld"])
+def test_export_of_a_file_with_nothing_readable_exits_1_and_writes_nothing(tmp_path, fmt):
+    """No readable frame: exit 1 with a message, and no (empty) output file."""
+    if fmt == "parquet":
+        pytest.importorskip("pyarrow")
+    path = cut_header_file(tmp_path / "cut.pwr")
+    out = tmp_path / "out"
+    code, text = run("export", str(path), "--format", fmt, "--out", str(out))
+    assert code == 1, text
+    assert "nothing readable" in text
+    assert not out.exists() or not any(out.iterdir())
+    assert "0/?" not in text
+
+
+def test_export_of_a_file_without_frames_exits_1_and_writes_no_parquet(tmp_path):
+    """A closed file that declares streams but holds no frame: exit 1, no Parquet file."""
+    pytest.importorskip("pyarrow")
+    from pitwire import sessionfile
+    from pitwire.model.records import SessionInfo
+    from pitwire.sources.sim import SimField
+
+    path = tmp_path / "none.pwr"
+    field = SimField(cars=2)
+    sessionfile.create(path, SessionInfo(session_id="none"), streams=field.streams).close()
+    code, text = run("export", str(path), "--format", "parquet")
+    assert code == 1, text
+    assert "nothing to export" in text
+    assert not (tmp_path / "none.parquet").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt"),
+    [("a.pwr", "csv"), ("my.csv", "jsonl"), ("x.parquet", "ld"), ("y.ldx", "ld")],
+)
+def test_export_to_a_file_of_another_format_exits_2(tmp_path, name, fmt):
+    """--out whose suffix is not the format's: exit 2 naming the suffix, nothing written."""
+    path = sim_file(tmp_path / "s.pwr", cars=1, seconds=0.5)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, text = run("export", str(path), "--format", fmt, "--out", str(tmp_path / name))
+    assert code == 2, text
+    assert f"--out {tmp_path / name}" in text
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_export_does_not_overwrite_without_overwrite(tmp_path):
+    """An output file that exists is kept (exit 2, --overwrite suggested); --overwrite
+    replaces it."""
+    path = sim_file(tmp_path / "s.pwr", cars=1, seconds=0.5)
+    target = tmp_path / "mine.jsonl"
+    target.write_text("precious\n")
+    code, text = run("export", str(path), "--format", "jsonl", "--out", str(target))
+    assert code == 2 and "--overwrite" in text and "exists" in text
+    assert target.read_text() == "precious\n"
+    code, text = run("export", str(path), "--format", "jsonl", "--out", str(target), "--overwrite")
+    assert code == 0, text
+    assert len(target.read_text().splitlines()) == 30
+
+
+def test_export_into_a_folder_refuses_files_that_exist(tmp_path):
+    """Exporting twice into the same folder: the second export keeps the first's files."""
+    path = sim_file(tmp_path / "s.pwr", cars=2, seconds=0.5)
+    out = tmp_path / "out"
+    assert run("export", str(path), "-f", "ld", "--out", str(out))[0] == 0
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    code, text = run("export", str(path), "-f", "ld", "--out", str(out))
+    assert code == 2 and "exist" in text and "--overwrite" in text
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+
+
+def test_record_into_an_existing_folder_writes_a_file_named_after_the_session(tmp_path):
+    """--out FOLDER (existing) writes FOLDER/<session>.pwr and prints that path."""
+    from pitwire import sessionfile
+
+    folder = tmp_path / "recs"
+    folder.mkdir()
+    code, text = run(
+        "record", "--out", str(folder), "--duration", "0.2", "--cars", "1", "--session", "q1"
+    )
+    assert code == 0, text
+    assert [p.name for p in folder.iterdir()] == ["q1.pwr"]
+    assert str(folder / "q1.pwr") in text
+    assert not (tmp_path / "recs.pwr").exists()
+    with sessionfile.open(folder / "q1.pwr") as reader:
+        assert reader.info.session_id == "q1" and reader.frames_total == 12
+
+
+def test_record_replay_re_encodes_a_session_file(tmp_path):
+    """record --source replay --file plays a file into another one as fast as possible:
+    same session id, start, streams, frames and laps."""
+    import numpy as np
+
+    from pitwire import sessionfile
+
+    source = nan_lap_file(tmp_path / "s.pwr", 95.5)
+    out = tmp_path / "again.pwr"
+    code, text = run("record", "--source", "replay", "--file", str(source), "--out", str(out))
+    assert code == 0, text
+    with sessionfile.open(source) as a, sessionfile.open(out) as b:
+        assert b.info.session_id == a.info.session_id == "laps"
+        assert b.info.started_ns == a.info.started_ns
+        assert [s.stream_id for s in b.streams] == [s.stream_id for s in a.streams]
+        assert b.laps == a.laps
+        for s in a.streams:
+            fa, fb = a.frames(s.stream_id), b.frames(s.stream_id)
+            assert np.array_equal(fa.t_ns, fb.t_ns)
+            for name, col in fa.columns.items():
+                assert np.array_equal(col, fb.columns[name], equal_nan=True), name
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--source", "replay"], "--source replay needs --file"),
+        (["--source", "sim", "--file", "x.pwr"], "--file is for --source replay"),
+        (["--source", "replay", "--file", "nowhere.pwr"], "no such file"),
+    ],
+)
+def test_record_replay_options_are_checked(tmp_path, args, needle):
+    """record --source replay without a playable --file exits 2 naming the problem."""
+    out = tmp_path / "r.pwr"
+    code, text = run("record", "--out", str(out), *args)
+    assert code == 2, text
+    assert needle in text
+    assert not out.exists()
+
+
+def test_record_replay_refuses_to_write_over_its_own_file(tmp_path):
+    """--out the very --file being replayed (even with --overwrite) exits 2, file intact."""
+    path = sim_file(tmp_path / "s.pwr", cars=1, seconds=0.5)
+    data = path.read_bytes()
+    code, text = run(
+        "record", "--source", "replay", "--file", str(path), "--out", str(path), "--overwrite"
+    )
+    assert code == 2 and "--file being replayed" in text
+    assert path.read_bytes() == data
+
+
+def test_import_to_a_server_without_a_scheme(tmp_path, live_server):
+    """--server 127.0.0.1:PORT (no ws://) imports as ws://127.0.0.1:PORT would."""
+    srv, _ = live_server
+    path = sim_file(tmp_path / "s.pwr", cars=2, seconds=1.0, session="bare")
+    code, text = run("import", str(path), "--server", srv.ws.removeprefix("ws://"))
+    assert code == 0, text
+    assert stored_frames(live_server, "bare") == {"car-1": 60, "car-2": 60}
+
+
+def test_an_unreachable_ws_server_is_named_as_given_and_leaves_no_bar(tmp_path):
+    """The error names ws://... as given, not http://..., and no empty '0/? frames' bar is
+    left behind."""
+    path = sim_file(tmp_path / "s.pwr", cars=1, seconds=0.5)
+    code, text = run("import", str(path), "--server", "ws://127.0.0.1:9")
+    assert code == 1
+    assert "cannot reach the server at ws://127.0.0.1:9" in text
+    assert "http://" not in text
+    assert "0/?" not in text and "frames" not in text
+
+
+def wide_help(*args: str) -> str:
+    """--help output on a 300-column terminal, line breaks kept."""
+    result = runner.invoke(app, [*args, "--help"], env={"COLUMNS": "300"})
+    assert result.exit_code == 0
+    return result.output
+
+
+def test_help_texts_have_no_hard_line_breaks():
+    """On a wide terminal each help paragraph is one line: no line broken where the
+    docstring was wrapped in the source."""
+    main = wide_help()
+    for line in main.splitlines():
+        if "│ inspect" in line or "│ import" in line:
+            assert line.rstrip(" │").endswith("."), line
+    watch = wide_help("watch")
+    assert "(a session that grew)" in watch
+    assert "kept in FOLDER/.pitwire-imported.json, so a restart" in watch
+    inspect = wide_help("inspect")
+    assert "completeness (frames against the median rate, gaps)" in inspect
+    imp = wide_help("import")
+    assert "newer than what the server already stores" in imp

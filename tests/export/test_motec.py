@@ -15,6 +15,7 @@ import struct
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -129,14 +130,18 @@ def expected_rate(t_ns: list[int]) -> int:
 
 
 def held(batch: FrameBatch, name: str, rate: int) -> list[float]:
-    """Sample and hold of column ``name`` at ``rate`` from the first frame to the last."""
+    """Sample and hold of column ``name`` at ``rate`` from the first frame to the last:
+    ``round(span * rate) + 1`` samples (halves down) at ``t0 + round(k / rate)`` (exact
+    fractions, halves up), each the latest frame at or before the sample time plus half a
+    period."""
     t = batch.t_ns.tolist()
     values = batch.columns[name].tolist()
+    count = math.ceil(Fraction(t[-1] - t[0]) * rate / 10**9 - Fraction(1, 2)) + 1
+    half = Fraction(10**9, 2 * rate)
     out = []
-    k = 0
-    while (sample := t[0] + k * 10**9 // rate) <= t[-1]:
-        out.append(values[bisect.bisect_right(t, sample) - 1])
-        k += 1
+    for k in range(count):
+        sample = t[0] + math.floor(Fraction(k * 10**9, rate) + Fraction(1, 2))
+        out.append(values[bisect.bisect_right(t, sample + half) - 1])
     return out
 
 
@@ -199,8 +204,7 @@ def test_values_resampled_at_resolution(tmp_path: Path, session: MemorySession) 
     for c in session.streams[0].channels:
         got = ld.channels[c.name]
         want = np.array(held(batch, c.name, got.rate))
-        assert len(got.raw) == len(want), c.name
-        assert abs(len(want) - batch.n) <= 1  # 2.5 s at 100 Hz with jitter
+        assert len(got.raw) == len(want) == batch.n, c.name  # 2.5 s at 100 Hz with jitter
         if got.kind == 7:
             assert np.array_equal(got.raw, want.astype(np.float32), equal_nan=True), c.name
         else:
@@ -410,3 +414,28 @@ def test_batch_with_other_channels_than_declared(tmp_path: Path) -> None:
     assert list(ld.channels) == ["rpm", "fuel"]
     assert ld.channels["rpm"].raw.tolist() == [1, 1, 1, 1]
     assert np.isnan(ld.channels["fuel"].raw).all()
+
+
+@pytest.mark.parametrize("clock", ["floor", "round", "ceil"])
+def test_60hz_frames_with_whole_ns_gaps_give_one_sample_each(tmp_path: Path, clock: str) -> None:
+    """1200 frames at 60 Hz, 16666666 or 16666667 ns apart (a clock in whole ns, rounded any
+    way), give 1200 samples at 60 Hz, each its own frame: none repeated, none dropped."""
+    t0 = 1_600_000_000_000_000_000
+    exact = [Fraction(i * 10**9, 60) for i in range(1200)]
+    step = {"floor": math.floor, "round": round, "ceil": math.ceil}[clock]
+    t = np.array([t0 + int(step(x)) for x in exact], np.int64)
+    assert set(np.diff(t).tolist()) == {16_666_666, 16_666_667}
+    value = np.arange(1200, dtype=np.float32)
+    v = read_ld(export(tmp_path, one_stream(t, {"v": value}))[0]).channels["v"]
+    assert v.rate == 60
+    assert v.raw.tolist() == list(range(1200))
+
+
+def test_a_missing_frame_holds_the_one_before(tmp_path: Path) -> None:
+    """A dropped frame at 100 Hz: its sample holds the previous frame; the others are their
+    own frames, including the last."""
+    t0 = 1_600_000_000_000_000_000
+    keep = [i for i in range(50) if i != 20]
+    t = t0 + np.array(keep, np.int64) * 10_000_000
+    v = read_ld(export(tmp_path, one_stream(t, {"v": np.array(keep, np.float32)}))[0])
+    assert v.channels["v"].raw.tolist() == [*range(20), 19, *range(21, 50)]

@@ -169,3 +169,32 @@ async def test_a_server_that_answers_a_web_page_fails_clearly(tmp_path, web_page
     simulate(path, cars=1, seconds=0.5)
     with pytest.raises(ImportFailed, match=r"not a pitwire session .*text/html"):
         await import_recording(path, server=web_page_server)
+
+
+async def test_a_server_without_a_scheme_is_a_ws_url(tmp_path, server):
+    """--server 127.0.0.1:PORT (no scheme) imports as ws://127.0.0.1:PORT would."""
+    path = tmp_path / "race.pwr"
+    simulate(path, cars=2, seconds=1.0, session="bare")
+    report = await import_recording(path, server=server.ws.removeprefix("ws://"))
+    assert report.complete and report.frames_acked == 120
+    assert await stored(server, "bare") == in_file(path)
+
+
+def test_server_url_adds_ws_only_when_there_is_no_scheme():
+    from pitwire.sources.importer import server_url
+
+    assert server_url("127.0.0.1:8771") == "ws://127.0.0.1:8771"
+    assert server_url(" pit.example:80/ ") == "ws://pit.example:80/"
+    assert server_url("wss://pit.example") == "wss://pit.example"
+    assert server_url("http://h:1") == "http://h:1"
+
+
+@pytest.mark.parametrize("given", ["ws://127.0.0.1:9", "127.0.0.1:9", "wss://127.0.0.1:9/"])
+async def test_an_unreachable_server_is_named_as_given(tmp_path, given):
+    """The error names the server URL the user gave, not the http:// URL asked behind it."""
+    path = tmp_path / "race.pwr"
+    simulate(path, cars=1, seconds=0.5)
+    with pytest.raises(ImportFailed, match="cannot reach the server") as failed:
+        await import_recording(path, server=given)
+    assert f"at {given} (" in str(failed.value)
+    assert "http" not in str(failed.value)

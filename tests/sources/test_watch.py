@@ -306,3 +306,38 @@ async def test_a_state_file_that_cannot_be_saved_does_not_end_the_watch(tmp_path
     assert calls == imported == ["a.pwr", "b.pwr"] and w.imports == 2 and w.failures == 0
     assert "cannot save what was imported" in caplog.text
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [STATE_FILE]
+
+
+async def test_a_file_still_being_written_is_logged_as_such_not_as_damage(tmp_path, server, caplog):
+    """A file whose writer is still open (no index, no damage) is imported with an INFO
+    line saying it is still being written and what is there was imported; nothing at
+    WARNING or above."""
+    import logging
+
+    caplog.set_level(logging.INFO)
+    writer = simulate(tmp_path / "live.pwr", cars=2, seconds=1.0, session="live", close=False)
+    reports: list[ImportReport] = []
+    arrived = asyncio.Event()
+
+    def on_import(name: str, report: ImportReport) -> None:
+        reports.append(report)
+        arrived.set()
+
+    w = Watcher(tmp_path, server=server.ws, settle_s=0.05, poll_s=0.02, on_import=on_import)
+    task = asyncio.create_task(w.run())
+    try:
+        await asyncio.wait_for(arrived.wait(), 20)
+    finally:
+        w.stop()
+        await task
+        writer.close()
+    [report] = reports
+    assert report.index_rebuilt and not report.problems and report.frames_acked == 120
+    mine = [r for r in caplog.records if r.name == "pitwire.watch"]
+    assert any(
+        r.levelno == logging.INFO
+        and "still being written" in r.getMessage()
+        and "imported what is there" in r.getMessage()
+        for r in mine
+    ), [r.getMessage() for r in mine]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []

@@ -33,6 +33,7 @@ class UplinkError(Exception):
 
 class WsUplink:
     def __init__(self, url: str, peer: AgentPeer, *, backoff_max: float = 5.0) -> None:
+        url = url.strip() if "://" in url else "ws://" + url.strip()  # host:port means ws://
         base = url.replace("http://", "ws://").replace("https://", "wss://").rstrip("/")
         self.url = base if base.endswith("/ws/ingest") else base + "/ws/ingest"
         self.peer = peer
@@ -116,6 +117,7 @@ class HttpUplink:
     def __init__(
         self, url: str, session: str, *, max_pending: int = 100_000, backoff_max: float = 5.0
     ) -> None:
+        url = url.strip() if "://" in url else "http://" + url.strip()
         self.base = url.replace("ws://", "http://").replace("wss://", "https://").rstrip("/")
         self.session = session
         self.max_pending = max_pending

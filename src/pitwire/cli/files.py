@@ -4,21 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect as _inspect
 import logging
 import math
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 
-from pitwire.cli import LogLevel, _capture_options, _logging, app, console
+from pitwire.cli import LogLevel, _capture_options, _check_replay, _logging, app, console
 
 # -- session files: record, inspect, export, import, watch ----------------------------------
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _reflowed(func: F) -> F:
+    """``func`` with its docstring's paragraphs each on one line, so that --help wraps them
+    to the terminal (typer's rich help keeps a docstring's hard line breaks)."""
+    doc = _inspect.cleandoc(func.__doc__ or "")
+    func.__doc__ = "\n\n".join(" ".join(p.split()) for p in doc.split("\n\n"))
+    return func
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -51,14 +62,46 @@ def _frames_bar(transient: bool = False) -> Any:
     )
 
 
+@contextlib.contextmanager
+def _frames_progress(
+    description: str, total: int | None = None, *, transient: bool = False
+) -> Iterator[tuple[Any, Any]]:
+    """A frames bar with one task: ``(bar, task)``. When the block ends with an error the
+    bar is cleared instead of being left behind (no empty ``0/? frames`` after a message)."""
+    bar = _frames_bar(transient=transient)
+    with bar:
+        task = bar.add_task(description, total=total, note="")
+        try:
+            yield bar, task
+        except BaseException:
+            bar.live.transient = True
+            raise
+
+
+@contextlib.contextmanager
+def _quiet(logger: str) -> Iterator[None]:
+    """``logger``'s warnings silenced for the block (what the command prints itself)."""
+    log = logging.getLogger(logger)
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
 def _open_session_file(path: Path) -> Any:
-    """A SessionReader of ``path``; a missing or foreign file ends the command (exit 2)."""
+    """A SessionReader of ``path``; a missing or foreign file ends the command (exit 2), an
+    empty one too (exit 1: nothing readable)."""
     from pitwire import sessionfile
 
     if not path.exists():
         raise _fail(f"no such file: {path}")
     if path.is_dir():
         raise _fail(f"{path} is a folder, not a session file (.pwr)")
+    with contextlib.suppress(OSError):
+        if path.stat().st_size == 0:
+            raise _fail(f"nothing readable: {path} is empty (0 bytes)", 1)
     try:
         return sessionfile.open(path)
     except sessionfile.SessionFileError as exc:
@@ -88,19 +131,22 @@ def record(
     out: Annotated[
         Path,
         typer.Option(
-            help="Session file to write (.pwr); a game's next sessions go to FILE-2.pwr, "
-            "FILE-3.pwr ..."
+            help="Session file to write (.pwr), or an existing folder to write <session>.pwr "
+            "in; a game's next sessions go to FILE-2.pwr, FILE-3.pwr ..."
         ),
     ],
     source: Annotated[
         str,
         typer.Option(
-            help="Where frames come from: sim, f1, forza, acc, ac, ac-udp, iracing, outgauge "
-            "or auto (as for agent)."
+            help="Where frames come from: sim, f1, forza, acc, ac, ac-udp, iracing, outgauge, "
+            "auto (as for agent), or replay (a session file, --file: e.g. to re-encode it)."
         ),
     ] = "sim",
     session: Annotated[
-        str, typer.Option(help="Session id kept in the file (default: <source>-<time>).")
+        str,
+        typer.Option(
+            help="Session id kept in the file (default: <source>-<time>; replay: the recorded one)."
+        ),
     ] = "",
     duration: Annotated[
         float | None, typer.Option(help="Stop after this many seconds (default: Ctrl+C).", min=0)
@@ -132,8 +178,12 @@ def record(
         typer.Option(help="Read a --record-raw capture instead of the game."),
     ] = None,
     replay_speed: Annotated[
-        float, typer.Option(help="--replay-raw pace: 1 = as recorded, 0 = as fast as possible.")
-    ] = 1.0,
+        float | None,
+        typer.Option(
+            help="--replay-raw and --source replay pace: 1 = as recorded, 0 = as fast as "
+            "possible (default: 1; --source replay: 0)."
+        ),
+    ] = None,
     map_file: Annotated[
         list[str] | None,
         typer.Option(help="Shared-memory games: a file or folder standing in for the map(s)."),
@@ -150,17 +200,28 @@ def record(
     outsim_opts: Annotated[
         str | None, typer.Option(help="outgauge: the OutSim Opts hex value set in LFS.")
     ] = None,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            help="replay: the session file (.pwr, or Parquet from pitwire export) to record "
+            "again (at --replay-speed)."
+        ),
+    ] = None,
     log_level: LogLevel = "info",
 ) -> None:
     """Capture a source to a session file (.pwr) on this machine, without a server."""
     _logging(log_level)
     from pitwire import sessionfile
+    from pitwire.export.base import file_part
     from pitwire.model.ids import ID_PATTERN
     from pitwire.sources.base import SourceError
     from pitwire.sources.record import Recorder
     from pitwire.sources.registry import make_source
 
+    if replay_speed is None:
+        replay_speed = 0.0 if source == "replay" else 1.0
     try:
+        _check_replay(source, file)
         capture = _capture_options(
             source,
             bind=bind,
@@ -178,17 +239,32 @@ def record(
         )
     except ValueError as exc:
         raise _fail(str(exc)) from None
-    session = session or f"{source}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if not ID_PATTERN.match(session):
-        raise _fail(
-            "--session must be 1-64 letters, digits or ._:- starting with a letter or digit"
-        )
-    if not out.suffix:
-        out = out.with_suffix(".pwr")
+    bad_session = "--session must be 1-64 letters, digits or ._:- starting with a letter or digit"
+    if session and not ID_PATTERN.match(session):
+        raise _fail(bad_session)
+    if file is not None and not out.is_dir() and _same_file(out, file):
+        raise _fail(f"--out {out} is the --file being replayed; write to another file")
     try:
         src = make_source(
-            source, capture=capture, cars=cars, seed=seed, rate=rate, duration=duration
+            source, capture=capture, cars=cars, seed=seed, rate=rate, duration=duration, file=file
         )
+    except SourceError as exc:
+        raise _fail(str(exc)) from None
+    replayed = getattr(src, "recorded", None) if source == "replay" else None
+    if not session:
+        session = (
+            replayed.session_id
+            if replayed is not None and ID_PATTERN.match(replayed.session_id)
+            else f"{source}-{time.strftime('%Y%m%d-%H%M%S')}"
+        )
+    if not ID_PATTERN.match(session):
+        _close(src)
+        raise _fail(bad_session)
+    if out.is_dir():  # an existing folder: a file named after the session in it
+        out = out / f"{file_part(session)}.pwr"
+    elif not out.suffix:
+        out = out.with_suffix(".pwr")
+    try:
         recorder = Recorder(
             out,
             session=session,
@@ -196,11 +272,12 @@ def record(
             track=src.info.track,
             streams=list(src.info.streams),
             overwrite=overwrite,
+            started_ns=int(getattr(src.info, "started_ns", 0) or 0),
+            laps=list(getattr(src, "laps", None) or []) if source == "replay" else None,
         )
     except sessionfile.SessionFileError as exc:
+        _close(src)
         raise _fail(f"{exc} (or pass --overwrite)" if out.exists() else str(exc)) from None
-    except SourceError as exc:
-        raise _fail(str(exc)) from None
     console.print(f"record: source {source} → [bold]{out}[/] session [bold]{session}[/]")
     ended: list[bool] = []
 
@@ -254,6 +331,21 @@ def record(
     )
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """``a`` and ``b`` name the same existing file."""
+    try:
+        return a.exists() and b.exists() and a.samefile(b)
+    except OSError:
+        return False
+
+
+def _close(source: Any) -> None:
+    """Close a source that was made but will not run (a replay holds its file open)."""
+    close = getattr(source, "close", None)
+    if callable(close):
+        close()
+
+
 def _clock(ns: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ns / 1e9)) if ns else "-"
 
@@ -280,6 +372,7 @@ def _json_ready(value: Any) -> Any:
 
 
 @app.command()
+@_reflowed
 def inspect(
     file: Annotated[Path, typer.Argument(metavar="FILE", help="The session file (.pwr).")],
     json_: Annotated[
@@ -287,24 +380,32 @@ def inspect(
     ] = False,
     gaps: Annotated[int, typer.Option(help="Gaps to list per stream.", min=0)] = 5,
 ) -> None:
-    """Show what a session file holds: streams, channels, laps, duration, completeness
-    (frames against the median rate, gaps) and damage. In --json, a number that is NaN or
-    infinite (a lap time the game got wrong) is null."""
+    """Show what a session file holds: streams, laps, completeness and damage.
+
+    Lists the streams with their channels, frames, duration and completeness (frames against
+    the median rate, gaps), the laps, the state of the index and the damage found. Exits 1
+    when nothing in the file is readable. In --json, a number that is NaN or infinite (a lap
+    time the game got wrong) is null."""
     import json
 
     from pitwire.sources.record import describe
 
-    with _open_session_file(file) as reader:
+    with _quiet("pitwire.sessionfile"), _open_session_file(file) as reader:  # damage: listed
         if json_:
             d = describe(reader)
         else:
-            with _frames_bar(transient=True) as bar:
-                task = bar.add_task("reading", total=reader.frames_total or None, note="")
+            with _frames_progress("reading", reader.frames_total or None, transient=True) as (
+                bar,
+                task,
+            ):
                 d = describe(reader, progress=lambda n: bar.advance(task, n))
     if json_:
         typer.echo(json.dumps(_json_ready(d), indent=1, allow_nan=False))
-        return
-    _print_description(d, gaps)
+    else:
+        _print_description(d, gaps)
+    if not d["readable"]:
+        first = d["problems"][0] if d["problems"] else "no readable data"
+        raise _fail(f"nothing readable: {first}", 1)
 
 
 def _print_description(d: dict[str, Any], gaps: int) -> None:
@@ -312,13 +413,21 @@ def _print_description(d: dict[str, Any], gaps: int) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    from pitwire.sources.record import INDEX_STATES
+
     out = Console(width=None if sys.stdout.isatty() else 140)
     s = d["session"]
     out.print(f"[bold]{escape(d['path'])}[/]  (written by {escape(d['writer'] or 'unknown')})")
-    out.print(
-        f"session [bold]{escape(s['session_id'])}[/]  track {escape(s['track'] or '-')}  "
-        f"source {escape(s['source'] or '-')}  started {_clock(s['started_ns'])}"
-    )
+    if d.get("session_id_from_file_name"):
+        out.print(
+            f"session unknown ({escape(s['session_id'])} is taken from the file name: the "
+            "file's own records are unreadable)"
+        )
+    else:
+        out.print(
+            f"session [bold]{escape(s['session_id'])}[/]  track {escape(s['track'] or '-')}  "
+            f"source {escape(s['source'] or '-')}  started {_clock(s['started_ns'])}"
+        )
     out.print(
         f"{len(d['streams'])} streams, {d['frames']} frames, duration {d['duration_s']:.1f} s "
         f"({_clock(d['t0_ns'])} to {_clock(d['t1_ns'])})"
@@ -342,7 +451,7 @@ def _print_description(d: dict[str, Any], gaps: int) -> None:
             f"{100 * st['completeness']:.1f}%",
             str(st["gaps"]),
         )
-    out.print(table)
+    out.print(table if d["streams"] else "streams: none readable")
     for st in d["streams"]:
         for g in st["gap_list"][:gaps]:
             out.print(
@@ -372,14 +481,10 @@ def _print_description(d: dict[str, Any], gaps: int) -> None:
         out.print(laps)
     else:
         out.print("laps: none completed")
-    if d["index_rebuilt"]:
-        out.print("index: missing (the file was not closed); rebuilt by scanning")
-    else:
-        out.print("index: ok")
+    out.print(f"index: {INDEX_STATES.get(d['index'], d['index'])}")
     if d["problems"]:
-        out.print(
-            f"[yellow]damaged:[/] {len(d['problems'])} problem(s); what precedes them is readable"
-        )
+        what = "what precedes them is readable" if d["readable"] else "nothing is readable"
+        out.print(f"[yellow]damaged:[/] {len(d['problems'])} problem(s); {what}")
         for p in d["problems"]:
             out.print(f"  {escape(p)}")
     else:
@@ -404,7 +509,10 @@ def export(
     ],
     out: Annotated[
         Path | None,
-        typer.Option(help="Folder (or file) to write to (default: the session file's folder)."),
+        typer.Option(
+            help="Folder to write to, or the file (its suffix the format's: .csv, .parquet, "
+            ".jsonl, .ld) (default: the session file's folder)."
+        ),
     ] = None,
     streams: Annotated[
         str | None, typer.Option(help="Streams to export, comma-separated (default: all).")
@@ -412,17 +520,30 @@ def export(
     channels: Annotated[
         str | None, typer.Option(help="Channels to export, comma-separated (default: all).")
     ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace output files that exist.")] = False,
 ) -> None:
     """Export a session file to CSV, Parquet, JSON Lines or MoTeC i2 (.ld)."""
-    from pitwire.export import ExportError, export_session, get_writer
-    from pitwire.export.base import select
+    from pitwire.export import ExportError, get_writer
+    from pitwire.export.base import is_dir_target, planned_paths, select
 
     wanted_streams = _names(streams, "--streams")
     wanted_channels = _names(channels, "--channels")
+    try:
+        writer = get_writer(format)
+    except ExportError as exc:
+        raise _fail(str(exc)) from None
+    if out is not None and not is_dir_target(out) and out.suffix.lower() != writer.suffix:
+        raise _fail(
+            f"--out {out}: a {writer.name} export writes {writer.suffix} files; name a file "
+            f"ending in {writer.suffix}, or a folder"
+        )
+    dest = out if out is not None else file.parent
     with _open_session_file(file) as reader:
         try:  # the names, before anything is written
-            get_writer(format)
             select(reader, wanted_streams, wanted_channels)
+            planned = planned_paths(
+                writer, reader, dest, streams=wanted_streams, channels=wanted_channels
+            )
         except ExportError as exc:
             raise _fail(str(exc)) from None
         total = sum(
@@ -430,35 +551,61 @@ def export(
             for s in reader.summary()
             if wanted_streams is None or s.stream_id in wanted_streams
         )
+        if not total:
+            raise _nothing_to_export(file, reader.problems, wanted_streams is not None)
+        existing = [p for p in planned or [] if p.exists()]
+        if existing and not overwrite:
+            names = ", ".join(str(p) for p in existing[:3]) + (" ..." if len(existing) > 3 else "")
+            verb = "exists" if len(existing) == 1 else "exist"
+            raise _fail(f"{names} {verb}; pass --overwrite to replace, or choose another --out")
+        exported = [0]
         try:
-            with _frames_bar() as bar:
-                task = bar.add_task(f"export {format}", total=total or None, note="")
-                written = export_session(
+            with _frames_progress(f"export {writer.name}", total) as (bar, task):
+
+                def progress(n: int) -> None:
+                    exported[0] += n
+                    bar.advance(task, n)
+
+                written = writer.write(
                     reader,
-                    format,
-                    out if out is not None else file.parent,
+                    dest,
                     streams=wanted_streams,
                     channels=wanted_channels,
-                    progress=lambda n: bar.advance(task, n),
+                    progress=progress,
                 )
         except ExportError as exc:
             raise _fail(str(exc)) from None
         except OSError as exc:
             raise _fail(f"cannot write the export: {exc}") from None
         problems = list(reader.problems)
+    if not exported[0]:  # the index promised frames, the blocks held none readable
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise _nothing_to_export(file, problems, wanted_streams is not None)
     for path in written:
         console.print(f"wrote {path}")
     if problems:
         console.print(f"[yellow]warning:[/] {file} is damaged; exported what was readable")
 
 
+def _nothing_to_export(file: Path, problems: list[str], selected: bool) -> typer.Exit:
+    """The error (exit 1) of an export without a readable frame; nothing is written."""
+    if problems:
+        return _fail(f"nothing readable: no frame of {file} can be read ({problems[0]})", 1)
+    what = f"the selected streams of {file} hold" if selected else f"{file} holds"
+    return _fail(f"nothing to export: {what} no frames; nothing written", 1)
+
+
 @app.command("import")
+@_reflowed
 def import_(
     files: Annotated[
         list[Path],
         typer.Argument(metavar="FILE", help="Session files (.pwr) or Parquet files from export."),
     ],
-    server: Annotated[str, typer.Option(help="Server URL.")] = "ws://127.0.0.1:8000",
+    server: Annotated[
+        str, typer.Option(help="Server URL (HOST:PORT alone means ws://HOST:PORT).")
+    ] = "ws://127.0.0.1:8000",
     session: Annotated[
         str, typer.Option(help="Session id on the server (default: each file's own).")
     ] = "",
@@ -467,8 +614,10 @@ def import_(
     ] = 30.0,
     log_level: LogLevel = "warning",
 ) -> None:
-    """Import recorded sessions into a server, exactly once (through the agent's acked
-    path). Importing a file again adds only frames the server does not have yet."""
+    """Import recorded sessions into a server, exactly once.
+
+    Frames go through the agent's acknowledged path. Importing a file again adds only frames
+    newer than what the server already stores of each stream."""
     _logging(log_level)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     from pitwire.agent.uplink import UplinkError
@@ -488,8 +637,7 @@ def import_(
             raise _fail(str(exc)) from None
     failed = 0
     for path in files:
-        with _frames_bar() as bar:
-            task = bar.add_task(path.name, total=None, note="")
+        with _frames_progress(path.name) as (bar, task):
 
             def progress(
                 done: int, acked: int, total: int, task: Any = task, bar: Any = bar
@@ -534,9 +682,12 @@ def import_(
 
 
 @app.command()
+@_reflowed
 def watch(
     folder: Annotated[Path, typer.Argument(metavar="FOLDER", help="The folder to watch.")],
-    server: Annotated[str, typer.Option(help="Server URL.")] = "ws://127.0.0.1:8000",
+    server: Annotated[
+        str, typer.Option(help="Server URL (HOST:PORT alone means ws://HOST:PORT).")
+    ] = "ws://127.0.0.1:8000",
     recursive: Annotated[bool, typer.Option(help="Watch sub-folders too.")] = False,
     pattern: Annotated[str, typer.Option(help="File names to import (glob).")] = "*.pwr",
     settle: Annotated[
@@ -550,9 +701,10 @@ def watch(
 ) -> None:
     """Import new and modified session files from a folder into a server, each once.
 
-    Files are imported once they stop changing; a file that changes again (a session that
-    grew) is imported again and only its new frames are added. What was imported is kept
-    in FOLDER/.pitwire-imported.json, so a restart does not import it again."""
+    Files are imported once they stop changing; a file still being written is imported as
+    far as it goes. A file that changes again (a session that grew) is imported again and
+    only its new frames are added. What was imported is kept in
+    FOLDER/.pitwire-imported.json, so a restart does not import it again."""
     _logging(log_level)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     from pitwire.sources.base import SourceError

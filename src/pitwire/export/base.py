@@ -19,6 +19,10 @@ Selection and naming are shared by every writer:
 - ``progress``: called with the number of frames just written (an increment), so a rich
   progress bar can ``advance`` by it.
 
+A writer may also have ``paths(session, dest, *, streams=None, channels=None)``: the files
+``write`` would write, computed without creating anything (:func:`planned_paths`), so that
+a caller can refuse to overwrite existing files before writing; the built-in writers do.
+
 Error policy: export input (format, stream or channel names, a missing optional
 dependency, a file the importer cannot read) raises a clear error; data is never dropped
 silently.
@@ -246,21 +250,47 @@ def is_dir_target(dest: Path) -> bool:
     return dest.is_dir() or not dest.suffix
 
 
-def stream_paths(session_id: str, stream_ids: Sequence[str], dest: Path, suffix: str) -> list[Path]:
-    """File per stream for per-stream formats (creates the directory when needed)."""
+def stream_paths(
+    session_id: str, stream_ids: Sequence[str], dest: Path, suffix: str, *, create: bool = True
+) -> list[Path]:
+    """File per stream for per-stream formats (creates the directory when needed, unless
+    not ``create``)."""
     if is_dir_target(dest):
-        dest.mkdir(parents=True, exist_ok=True)
+        if create:
+            dest.mkdir(parents=True, exist_ok=True)
         return [dest / f"{file_part(session_id)}_{file_part(s)}{suffix}" for s in stream_ids]
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    if create:
+        dest.parent.mkdir(parents=True, exist_ok=True)
     if len(stream_ids) == 1:
         return [dest]
     return [dest.with_name(f"{dest.stem}_{file_part(s)}{dest.suffix}") for s in stream_ids]
 
 
-def session_path(session_id: str, dest: Path, suffix: str) -> Path:
-    """The one file of a one-file format (creates the directory when needed)."""
+def session_path(session_id: str, dest: Path, suffix: str, *, create: bool = True) -> Path:
+    """The one file of a one-file format (creates the directory when needed, unless not
+    ``create``)."""
     if is_dir_target(dest):
-        dest.mkdir(parents=True, exist_ok=True)
+        if create:
+            dest.mkdir(parents=True, exist_ok=True)
         return dest / f"{file_part(session_id)}{suffix}"
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    if create:
+        dest.parent.mkdir(parents=True, exist_ok=True)
     return dest
+
+
+def planned_paths(
+    writer: Writer,
+    session: SessionData,
+    dest: Path,
+    *,
+    streams: list[str] | None = None,
+    channels: list[str] | None = None,
+) -> list[Path] | None:
+    """The files ``writer.write`` would write, without writing or creating anything: what
+    the writer's optional ``paths`` method (same arguments as ``write``, no ``progress``)
+    says; None for a writer without one. The built-in writers all have it."""
+    paths = getattr(writer, "paths", None)
+    if paths is None:
+        return None
+    planned: list[Path] = paths(session, dest, streams=streams, channels=channels)
+    return planned

@@ -46,6 +46,18 @@ class CsvWriter:
     name = "csv"
     suffix = ".csv"
 
+    def paths(
+        self,
+        session: SessionData,
+        dest: Path,
+        *,
+        streams: list[str] | None = None,
+        channels: list[str] | None = None,
+    ) -> list[Path]:
+        """The files ``write`` would write (nothing is created)."""
+        ids = [s.stream_id for s in select(session, streams, channels)]
+        return stream_paths(session.info.session_id, ids, dest, self.suffix, create=False)
+
     def write(
         self,
         session: SessionData,

@@ -5,9 +5,14 @@ Files: ``<dest>/<session>_<stream>.ld`` and the same name with ``.ldx`` (``dest`
 
 **Resampling.** An ``.ld`` channel has one sample rate [Hz]; every channel of a stream gets
 the stream's rate: 1 s over the median interval between frames, rounded to an integer
-(1-65535 Hz). Samples sit at ``t0 + k / rate`` from the stream's earliest frame to its
-latest and take the value of the latest frame at or before that time (sample and hold: no
-invented values, gear and lap stay integers; a gap in the data holds the last value).
+(1-65535 Hz). Sample k sits at ``t0 + round(k / rate)`` (whole ns) from the stream's
+earliest frame ``t0``; there are ``round((t_last - t0) * rate) + 1`` of them (halves
+rounded down), so a stream
+sampled at about its rate gives exactly one sample per frame (60 Hz frames 16666666 or
+16666667 ns apart: one sample each, none repeated or dropped). Each sample takes the value
+of the latest frame at or before its time plus half a period, i.e. the frame that falls
+on it (sample and hold: no invented values, gear and lap stay integers; a gap in the data
+holds the last value before it).
 Frames are taken in time order (a stable sort: frames of a stream whose clock went
 backwards, e.g. a game restart, are merged by time; of frames with the same time, the one
 later in the stream wins).
@@ -172,22 +177,42 @@ def time_order(t_ns: np.ndarray) -> np.ndarray:
     return order
 
 
+def sample_count(span_ns: int, rate: int) -> int:
+    """Samples at ``rate`` [Hz] over ``span_ns`` from the first frame to the last: the span
+    in periods, rounded (halves down), plus one, so that frames at about ``rate`` give one
+    sample each (1200 frames 16666666 or 16666667 ns apart: 1200 samples at 60 Hz) and the
+    last sample is the first whose window (its time plus half a period) reaches the last
+    frame."""
+    return -((500_000_000 - int(span_ns) * rate) // 1_000_000_000) + 1
+
+
+def sample_times(t0_ns: int, count: int, rate: int) -> np.ndarray:
+    """``t0 + round(k * 1 s / rate)`` [ns] for k in 0 .. count - 1 (halves rounded up; exact
+    integer arithmetic)."""
+    k = np.arange(count, dtype=np.int64)
+    offsets: np.ndarray = (k * 2_000_000_000 + rate) // (2 * rate)
+    return int(t0_ns) + offsets
+
+
 def hold_indices(t_ns: np.ndarray, rate: int) -> np.ndarray:
-    """For each sample ``t0 + k / rate`` from the earliest frame to the latest, the index in
-    ``t_ns`` of the latest frame at or before it (``t_ns`` in any order: of equal times, the
-    later index). Raises ExportError when that would be over MAX_HOLD times the frames (a
-    stray timestamp far from the rest)."""
+    """For each sample time (:func:`sample_times` from the earliest frame, :func:`sample_count`
+    of them), the index in ``t_ns`` of the latest frame at or before the sample time plus
+    half a period (the frame nearest a sample on a grid that matches the frames, the last
+    one held across a gap); ``t_ns`` in any order: of equal times, the later index. Raises
+    ExportError when there would be over MAX_HOLD times the frames (a stray timestamp far
+    from the rest)."""
     if not len(t_ns):
         return np.empty(0, np.intp)
     order = time_order(t_ns)
     t = t_ns[order]
-    count = int(t[-1] - t[0]) * rate // 1_000_000_000 + 1
+    count = sample_count(int(t[-1]) - int(t[0]), rate)
     if count > MAX_HOLD * len(t) + 1_000_000:
         raise ExportError(
             f"{len(t)} frames span {(t[-1] - t[0]) / 1e9:.0f} s: {count} samples at "
             f"{rate} Hz is too many for a fixed-rate .ld (a stray timestamp?)"
         )
-    grid = t[0] + (np.arange(count, dtype=np.int64) * 1_000_000_000) // rate
+    half = 500_000_000 // rate
+    grid = sample_times(int(t[0]), count, rate) + half
     idx: np.ndarray = order[np.searchsorted(t, grid, side="right") - 1]
     return idx
 
@@ -367,6 +392,19 @@ class MotecWriter:
 
     name = "ld"
     suffix = ".ld"
+
+    def paths(
+        self,
+        session: SessionData,
+        dest: Path,
+        *,
+        streams: list[str] | None = None,
+        channels: list[str] | None = None,
+    ) -> list[Path]:
+        """The files ``write`` would write (nothing is created)."""
+        ids = [s.stream_id for s in select(session, streams, channels)]
+        ld = stream_paths(session.info.session_id, ids, dest, self.suffix, create=False)
+        return [p for path in ld for p in (path, path.with_suffix(".ldx"))]
 
     def write(
         self,

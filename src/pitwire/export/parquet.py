@@ -110,6 +110,18 @@ class ParquetWriter:
     name = "parquet"
     suffix = ".parquet"
 
+    def paths(
+        self,
+        session: SessionData,
+        dest: Path,
+        *,
+        streams: list[str] | None = None,
+        channels: list[str] | None = None,
+    ) -> list[Path]:
+        """The file ``write`` would write (nothing is created)."""
+        select(session, streams, channels)
+        return [session_path(session.info.session_id, dest, self.suffix, create=False)]
+
     def write(
         self,
         session: SessionData,

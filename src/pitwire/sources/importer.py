@@ -75,6 +75,13 @@ class ImportReport:
         return self.unacked == 0 and self.dropped == 0
 
 
+def server_url(server: str) -> str:
+    """The URL the agent connects to: ``server`` itself, or ``ws://`` + it when it has no
+    scheme (``127.0.0.1:8000`` → ``ws://127.0.0.1:8000``)."""
+    server = server.strip()
+    return server if "://" in server else "ws://" + server
+
+
 def http_base(server: str) -> str:
     """``ws://host:port[/ws/ingest]`` → ``http://host:port`` (the REST side of a server)."""
     base = server.rstrip("/").removesuffix("/ws/ingest")
@@ -86,7 +93,7 @@ def http_base(server: str) -> str:
 
 async def stored_until(server: str, session: str) -> dict[str, int]:
     """Per stream of ``session``, the time of the last frame ``server`` stores [ns since
-    epoch] (empty for an unknown session)."""
+    epoch] (empty for an unknown session). Errors name ``server`` as given."""
     url = f"{http_base(server)}/api/sessions/{session}"
     try:
         async with httpx.AsyncClient(timeout=10.0) as client:
@@ -95,8 +102,7 @@ async def stored_until(server: str, session: str) -> dict[str, int]:
         raise ImportFailed(f"bad server URL {server!r}: {exc}") from None
     except httpx.HTTPError as exc:
         raise ImportFailed(
-            f"cannot reach the server at {http_base(server)} ({exc or type(exc).__name__}); "
-            "is it running?"
+            f"cannot reach the server at {server} ({exc or type(exc).__name__}); is it running?"
         ) from None
     if response.status_code == 404:
         return {}
@@ -108,7 +114,7 @@ async def stored_until(server: str, session: str) -> dict[str, int]:
     except (ValueError, TypeError, KeyError, AttributeError):
         kind = response.headers.get("content-type") or "no content type"
         raise ImportFailed(
-            f"the server at {http_base(server)} answered GET {url} with something that is not "
+            f"the server at {server} answered GET {url} with something that is not "
             f"a pitwire session ({kind}, {len(response.content)} bytes); is that URL a "
             "pitwire server?"
         ) from None
@@ -127,7 +133,8 @@ async def import_recording(
     stall_timeout: float = 30.0,
     window: int = 100_000,
 ) -> ImportReport:
-    """Import the recording at ``path`` into ``session`` (default: its own) on ``server``.
+    """Import the recording at ``path`` into ``session`` (default: its own) on ``server``
+    (``ws://host:port``; ``host:port`` without a scheme means ``ws://``).
 
     At most ``window`` frames wait for acknowledgement at a time; no acknowledgement for
     ``stall_timeout`` [s] ends the import, the frames not acknowledged counted in the report.
@@ -147,7 +154,7 @@ async def import_recording(
     except BaseException:
         source.close()
         raise
-    agent = Agent(source, server=server, session=sid)
+    agent = Agent(source, server=server_url(server), session=sid)
 
     async def gate() -> None:
         # Polled: the agent signals no event on acks.

@@ -50,6 +50,10 @@ class Recorder:
     source: the source's name, kept in each file's session record
     streams: the streams the source announces up front
     overwrite: replace existing files instead of refusing them
+    started_ns: the first file's session start [ns since epoch] (0: now), e.g. a replayed
+        recording's own start
+    laps: completed laps to write as they are into the first file (a replayed recording's
+        own, official lap times included); when given, none are derived from the frames
     """
 
     def __init__(
@@ -61,8 +65,12 @@ class Recorder:
         track: str = "",
         streams: list[StreamInfo] | None = None,
         overwrite: bool = False,
+        started_ns: int = 0,
+        laps: list[LapInfo] | None = None,
     ) -> None:
         self.out = out
+        self._started_ns = started_ns
+        self._given_laps = list(laps or [])
         self.source = source
         self.overwrite = overwrite
         self.session_ids = numbered_sessions(session)
@@ -81,10 +89,13 @@ class Recorder:
             session_id=self.session_ids(n),
             track=track,
             source=self.source,
-            started_ns=time.time_ns(),
+            started_ns=(self._started_ns if n == 1 else 0) or time.time_ns(),
         )
         self.writer = sessionfile.create(path, info, streams=streams, overwrite=self.overwrite)
         self.files.append(path)
+        if n == 1:
+            for lap in self._given_laps:
+                self.writer.add_lap(lap)
         self._declared = {s.stream_id for s in streams}
         self._core = AgentCore()
         self._laps: dict[str, LapTracker] = {}
@@ -133,6 +144,8 @@ class Recorder:
                 continue
             self.frames += b.n
             self._frames_in_file += b.n
+            if self._given_laps:
+                continue
             tracker = self._laps.get(s)
             if tracker is None:
                 tracker = self._laps[s] = LapTracker(s)
@@ -282,5 +295,49 @@ def describe(
         ],
         "laps_derived": not reader.laps and bool(derived),
         "index_rebuilt": reader.index_rebuilt,
+        "index": index_state(reader),
         "problems": list(reader.problems),
+        "readable": bool(sum(len(t) for t in joined.values())) or not reader.problems,
+        "session_id_from_file_name": session_id_from_file_name(reader),
     }
+
+
+INDEX_STATES = {
+    "ok": "ok",
+    "found": "found by scanning (the file's trailer, which points to it, is damaged)",
+    "missing": "not written yet (the file is still being written, or its writer stopped "
+    "before closing it); rebuilt by scanning",
+    "damaged": "not found (the file was cut short or is damaged); rebuilt by scanning up to "
+    "the damage",
+    "none": "none (nothing in the file could be read)",
+}
+"""What :func:`index_state` names, in words (``pitwire inspect`` prints them)."""
+
+
+def session_id_from_file_name(reader: sessionfile.SessionReader) -> bool:
+    """True when the file's records are unreadable and the session id the reader gives is
+    only its file name (a placeholder, not a recorded id)."""
+    return (
+        bool(reader.problems)
+        and not reader.streams
+        and reader.info == SessionInfo(session_id=Path(reader.path).stem)
+    )
+
+
+def index_state(reader: sessionfile.SessionReader) -> str:
+    """How the reader found the file's index (a key of :data:`INDEX_STATES`): ``ok`` (read
+    through the trailer), ``found`` (no usable trailer, but the index block was met while
+    scanning: only the end of the file is damaged), ``missing`` (not written: a file still
+    being written or not closed; every block read), ``damaged`` (not found, and the scan
+    stopped at damage), ``none`` (nothing readable at all)."""
+    if session_id_from_file_name(reader):
+        return "none"
+    if not reader.index_rebuilt:
+        return "ok"
+    if reader.problems:
+        return "damaged"
+    data_end = getattr(reader, "data_end", None)
+    size = getattr(reader, "size", None)
+    if isinstance(data_end, int) and isinstance(size, int) and data_end < size:
+        return "found"  # the scan stopped at an intact index block before the end
+    return "missing"

@@ -28,7 +28,7 @@ import numpy as np
 
 from pitwire.model.frames import FrameBatch
 from pitwire.model.ids import StreamId
-from pitwire.model.records import SessionInfo, StreamInfo
+from pitwire.model.records import LapInfo, SessionInfo, StreamInfo
 from pitwire.sources.base import SessionChange, SourceError, SourceInfo, SourceItem, StreamUpdate
 
 log = logging.getLogger("pitwire.sources")
@@ -63,6 +63,7 @@ class Recording:
             self._memory = _read_parquet(path)
             self.info: SessionInfo = self._memory.info
             self.streams: list[StreamInfo] = list(self._memory.streams)
+            self.laps: list[LapInfo] = list(self._memory.laps)
             self.frames_total = sum(b.n for b in self._memory.batches.values())
             return
         from pitwire import sessionfile
@@ -73,6 +74,7 @@ class Recording:
             raise SourceError(str(exc)) from None
         self.info = self._reader.info
         self.streams = self._reader.streams
+        self.laps = list(self._reader.laps)
         self.frames_total = self._reader.frames_total
         self.problems = self._reader.problems  # the reader's own list: grows while decoding
         self.index_rebuilt = bool(self._reader.index_rebuilt)
@@ -275,6 +277,8 @@ class ReplaySource:
         self._recording: Recording | None = Recording(self.path)
         rec = self._recording
         self.recorded = rec.info
+        self.laps = list(rec.laps)
+        """The recording's completed laps, as recorded (the source itself plays frames only)."""
         self.frames_total = rec.frames_total
         self.problems = rec.problems
         self.index_rebuilt = rec.index_rebuilt

@@ -269,10 +269,12 @@ class Watcher:
                 self.state.retry(name, asyncio.get_running_loop().time() + self.retry_s)
                 continue
             self.imports += 1
-            if report.index_rebuilt:
+            if report.index_rebuilt and not report.problems:
+                # Normal for a recording in progress, not damage (damage was logged as a
+                # warning by the reader and the replay).
                 log.info(
-                    "%s has no index yet (still being written, or its writer stopped): imported "
-                    "what it holds; it is imported again if it grows",
+                    "%s is still being written (no index yet): imported what is there; "
+                    "the rest is imported when it grows",
                     name,
                 )
             self.state.done(name, sig)
