@@ -14,6 +14,7 @@ import os
 import threading
 import time
 from pathlib import Path
+from time import monotonic
 from types import TracebackType
 
 import zstandard
@@ -126,7 +127,8 @@ class SessionWriter:
         The batch's arrays are read at the flush, up to ``flush_interval`` later: do not
         reuse them for other data before then."""
         with self._lock:
-            self._check_open()
+            if self.closed:
+                self._check_open()
             number = self._numbers.get(stream_id)
             if number is None:
                 raise KeyError(f"stream {stream_id!r} is not declared: add_stream() it first")
@@ -135,8 +137,12 @@ class SessionWriter:
                     channels = self._streams[number].channels
                     missing = [c.name for c in channels if c.name not in batch.columns]
                     raise ValueError(f"stream {stream_id!r}: the batch lacks {', '.join(missing)}")
-                self._pending.setdefault(number, []).append(batch)
-            if time.monotonic() - self._last_flush >= self.flush_interval:
+                pending = self._pending.get(number)
+                if pending is None:
+                    self._pending[number] = [batch]
+                else:
+                    pending.append(batch)
+            if monotonic() - self._last_flush >= self.flush_interval:
                 self._flush_locked()
 
     def add_lap(self, lap: LapInfo) -> None:
