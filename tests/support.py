@@ -235,3 +235,30 @@ def free_udp_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def sim_file(path, cars: int = 3, seconds: float = 2.0, session: str = "cli-sim"):  # type: ignore[no-untyped-def]
+    """A simulated session file at ``path``: ``cars`` cars for ``seconds``."""
+    from pitwire.sources.record import simulate
+
+    simulate(path, cars=cars, seconds=seconds, session=session)
+    return path
+
+
+def nan_lap_file(path, lap_time: float):  # type: ignore[no-untyped-def]
+    """A sim file whose car-1 has a lap 1 timed ``lap_time`` and a lap 2 timed 1:02.5."""
+    from pitwire.model.records import LapInfo
+    from pitwire.sources.record import simulate
+
+    writer = simulate(path, cars=2, seconds=3.0, session="laps", close=False)
+    t0 = 1_700_000_000_000_000_000
+    writer.add_lap(
+        LapInfo(stream_id="car-1", lap=1, t0_ns=t0 + 500_000_000, t1_ns=t0 + 1_500_000_000,
+                frames=60, lap_time=lap_time)
+    )  # fmt: skip
+    writer.add_lap(
+        LapInfo(stream_id="car-1", lap=2, t0_ns=t0 + 1_500_000_000, t1_ns=t0 + 2_500_000_000,
+                frames=60, lap_time=62.5)
+    )  # fmt: skip
+    writer.close()
+    return path

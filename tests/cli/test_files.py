@@ -7,6 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pitwire.cli import app
+from support import nan_lap_file, sim_file
 
 runner = CliRunner()
 
@@ -62,41 +63,6 @@ def stored_frames(live_server, session: str) -> dict[str, int]:  # type: ignore[
     return {s.info.stream_id: s.frames for s in summary.streams}
 
 
-def sim_file(path, cars: int = 3, seconds: float = 2.0, session: str = "cli-sim"):  # type: ignore[no-untyped-def]
-    from pitwire.sources.record import simulate
-
-    simulate(path, cars=cars, seconds=seconds, session=session)
-    return path
-
-
-@pytest.fixture
-def web_page_server():  # type: ignore[no-untyped-def]
-    """A plain web server on 127.0.0.1 port 0 that answers every GET with 200 and an HTML
-    page (not a pitwire server); yields its ws:// URL."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    class Page(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = b"<html><body>It works!</body></html>"
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Page)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"ws://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(10)
-
-
 def test_help_lists_the_session_file_commands():
     """pitwire --help names record, inspect, export, import and watch."""
     code, out = run("--help")
@@ -121,55 +87,6 @@ def test_session_file_commands_document_their_options(command, options):
     assert code == 0
     for option in options:
         assert option in out, option
-
-
-def test_record_a_second_of_sim_gives_a_readable_file(tmp_path):
-    """record --source sim --duration 1 writes a closed session file with 60 frames per car."""
-    from pitwire import sessionfile
-
-    out = tmp_path / "run.pwr"
-    code, text = run(
-        "record", "--source", "sim", "--cars", "3", "--duration", "1", "--out", str(out),
-        "--session", "one-second",
-    )  # fmt: skip
-    assert code == 0, text
-    assert "180 frames written" in text
-    with sessionfile.open(out) as reader:
-        assert reader.info.session_id == "one-second" and reader.info.source == "sim"
-        assert [(s.stream_id, s.frames) for s in reader.summary()] == [
-            ("car-1", 60),
-            ("car-2", 60),
-            ("car-3", 60),
-        ]
-        assert not reader.index_rebuilt and not reader.problems
-
-
-@pytest.mark.parametrize(
-    ("args", "needle"),
-    [
-        (["--source", "sim", "--bind", "127.0.0.1"], "--bind applies to UDP games"),
-        (["--source", "nope"], "unknown source 'nope'"),
-        (["--session", "bad id!"], "--session must be 1-64"),
-        (["--source", "forza", "--ibt", "x.ibt"], "--ibt reads iRacing files"),
-    ],
-)
-def test_record_bad_options_exit_2(tmp_path, args, needle):
-    """record with a bad option exits 2 naming it, and leaves no file behind."""
-    out = tmp_path / "x.pwr"
-    code, text = run("record", "--out", str(out), *args)
-    assert code == 2
-    assert needle in text
-    assert not out.exists()
-
-
-def test_record_refuses_to_overwrite_a_file(tmp_path):
-    """record to an existing file exits 2 suggesting --overwrite, and keeps the file."""
-    out = tmp_path / "keep.pwr"
-    out.write_bytes(b"precious")
-    code, text = run("record", "--out", str(out), "--duration", "0.1")
-    assert code == 2
-    assert "exists" in text and "--overwrite" in text
-    assert out.read_bytes() == b"precious"
 
 
 def test_inspect_json_gives_streams_completeness_laps_and_damage(tmp_path):
@@ -346,25 +263,6 @@ def test_watch_of_a_missing_folder_exits_2(tmp_path):
     """watch of a folder that does not exist exits 2."""
     code, text = run("watch", str(tmp_path / "nope"), "--server", "ws://127.0.0.1:9")
     assert code == 2 and "is not a folder" in text
-
-
-def nan_lap_file(path, lap_time: float):  # type: ignore[no-untyped-def]
-    """A sim file whose car-1 has a lap 1 timed ``lap_time`` and a lap 2 timed 1:02.5."""
-    from pitwire.model.records import LapInfo
-    from pitwire.sources.record import simulate
-
-    writer = simulate(path, cars=2, seconds=3.0, session="laps", close=False)
-    t0 = 1_700_000_000_000_000_000
-    writer.add_lap(
-        LapInfo(stream_id="car-1", lap=1, t0_ns=t0 + 500_000_000, t1_ns=t0 + 1_500_000_000,
-                frames=60, lap_time=lap_time)
-    )  # fmt: skip
-    writer.add_lap(
-        LapInfo(stream_id="car-1", lap=2, t0_ns=t0 + 1_500_000_000, t1_ns=t0 + 2_500_000_000,
-                frames=60, lap_time=62.5)
-    )  # fmt: skip
-    writer.close()
-    return path
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
@@ -567,74 +465,6 @@ def test_export_into_a_folder_refuses_files_that_exist(tmp_path):
     code, text = run("export", str(path), "-f", "ld", "--out", str(out))
     assert code == 2 and "exist" in text and "--overwrite" in text
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
-
-
-def test_record_into_an_existing_folder_writes_a_file_named_after_the_session(tmp_path):
-    """--out FOLDER (existing) writes FOLDER/<session>.pwr and prints that path."""
-    from pitwire import sessionfile
-
-    folder = tmp_path / "recs"
-    folder.mkdir()
-    code, text = run(
-        "record", "--out", str(folder), "--duration", "0.2", "--cars", "1", "--session", "q1"
-    )
-    assert code == 0, text
-    assert [p.name for p in folder.iterdir()] == ["q1.pwr"]
-    assert str(folder / "q1.pwr") in text
-    assert not (tmp_path / "recs.pwr").exists()
-    with sessionfile.open(folder / "q1.pwr") as reader:
-        assert reader.info.session_id == "q1" and reader.frames_total == 12
-
-
-def test_record_replay_re_encodes_a_session_file(tmp_path):
-    """record --source replay --file plays a file into another one as fast as possible:
-    same session id, start, streams, frames and laps."""
-    import numpy as np
-
-    from pitwire import sessionfile
-
-    source = nan_lap_file(tmp_path / "s.pwr", 95.5)
-    out = tmp_path / "again.pwr"
-    code, text = run("record", "--source", "replay", "--file", str(source), "--out", str(out))
-    assert code == 0, text
-    with sessionfile.open(source) as a, sessionfile.open(out) as b:
-        assert b.info.session_id == a.info.session_id == "laps"
-        assert b.info.started_ns == a.info.started_ns
-        assert [s.stream_id for s in b.streams] == [s.stream_id for s in a.streams]
-        assert b.laps == a.laps
-        for s in a.streams:
-            fa, fb = a.frames(s.stream_id), b.frames(s.stream_id)
-            assert np.array_equal(fa.t_ns, fb.t_ns)
-            for name, col in fa.columns.items():
-                assert np.array_equal(col, fb.columns[name], equal_nan=True), name
-
-
-@pytest.mark.parametrize(
-    ("args", "needle"),
-    [
-        (["--source", "replay"], "--source replay needs --file"),
-        (["--source", "sim", "--file", "x.pwr"], "--file is for --source replay"),
-        (["--source", "replay", "--file", "nowhere.pwr"], "no such file"),
-    ],
-)
-def test_record_replay_options_are_checked(tmp_path, args, needle):
-    """record --source replay without a playable --file exits 2 naming the problem."""
-    out = tmp_path / "r.pwr"
-    code, text = run("record", "--out", str(out), *args)
-    assert code == 2, text
-    assert needle in text
-    assert not out.exists()
-
-
-def test_record_replay_refuses_to_write_over_its_own_file(tmp_path):
-    """--out the very --file being replayed (even with --overwrite) exits 2, file intact."""
-    path = sim_file(tmp_path / "s.pwr", cars=1, seconds=0.5)
-    data = path.read_bytes()
-    code, text = run(
-        "record", "--source", "replay", "--file", str(path), "--out", str(path), "--overwrite"
-    )
-    assert code == 2 and "--file being replayed" in text
-    assert path.read_bytes() == data
 
 
 def test_import_to_a_server_without_a_scheme(tmp_path, live_server):

@@ -27,34 +27,6 @@ def in_file(path) -> dict[str, tuple[int, int, int]]:  # type: ignore[no-untyped
         return {s.stream_id: (s.frames, s.frames - 1, s.t1_ns) for s in reader.summary()}
 
 
-@pytest.fixture
-def web_page_server():  # type: ignore[no-untyped-def]
-    """A plain web server on 127.0.0.1 port 0 that answers every GET with 200 and an HTML
-    page (not a pitwire server); yields its ws:// URL."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    class Page(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = b"<html><body>It works!</body></html>"
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Page)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"ws://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(10)
-
-
 async def test_import_stores_every_frame_of_every_stream_exactly_once(tmp_path, server):
     """Each stream's frames reach the server once, numbered 0..n-1, in the file's session."""
     path = tmp_path / "race.pwr"

@@ -19,6 +19,23 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from pitwire import __version__
+from pitwire.cli.options import (
+    AcSubscribe,
+    Bind,
+    Cars,
+    Forward,
+    GameHost,
+    Ibt,
+    MapFile,
+    OutsimOpts,
+    PollRate,
+    Rate,
+    RecordRaw,
+    ReplayRaw,
+    Seed,
+    UdpPort,
+    source_options,
+)
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -134,76 +151,29 @@ def agent(
             help="Session id (default: <source>-<time>); a game's next sessions get -2, -3..."
         ),
     ] = "",
-    cars: Annotated[int, typer.Option(help="Simulated cars (sim).", min=1, max=64)] = 6,
-    seed: Annotated[int, typer.Option(help="Random seed (sim).")] = 0,
-    rate: Annotated[
-        float, typer.Option(help="Frames per second per car (sim).", min=1, max=1000)
-    ] = 60.0,
+    cars: Cars = 6,
+    seed: Seed = 0,
+    rate: Rate = 60.0,
     duration: Annotated[
         float | None, typer.Option(help="Stop after this many seconds of data (sim).", min=0)
     ] = None,
-    bind: Annotated[
-        str,
-        typer.Option(
-            help="Address to listen on for UDP games (0.0.0.0: consoles and other PCs too)."
-        ),
-    ] = "0.0.0.0",
-    port: Annotated[
-        int | None,
-        typer.Option(
-            help="UDP port (default: the game's: f1 20777, forza 5300, outgauge 4444; "
-            "ac-udp: the game's port 9996).",
-            min=0,
-            max=65535,
-        ),
-    ] = None,
-    forward: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Re-send every raw datagram to HOST:PORT (repeat for several), so other "
-            "apps keep working."
-        ),
-    ] = None,
-    game_host: Annotated[
-        str, typer.Option(help="ac-udp: the machine Assetto Corsa runs on.")
-    ] = "127.0.0.1",
-    record_raw: Annotated[
-        Path | None,
-        typer.Option(help="Keep every received datagram/snapshot with receive times in FILE."),
-    ] = None,
-    replay_raw: Annotated[
-        Path | None,
-        typer.Option(help="Read a --record-raw capture instead of the game (same decode path)."),
-    ] = None,
+    bind: Bind = "0.0.0.0",
+    port: UdpPort = None,
+    forward: Forward = None,
+    game_host: GameHost = "127.0.0.1",
+    record_raw: RecordRaw = None,
+    replay_raw: ReplayRaw = None,
     replay_speed: Annotated[
         float,
         typer.Option(
             help="--replay-raw and --source replay pace: 1 = as recorded, 0 = as fast as possible."
         ),
     ] = 1.0,
-    map_file: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Shared-memory games: a file or folder standing in for the named map(s) "
-            "(Linux/Proton, copies); TAG=PATH per page."
-        ),
-    ] = None,
-    poll_rate: Annotated[
-        float, typer.Option(help="Shared-memory poll rate (Hz).", min=1, max=1000)
-    ] = 60.0,
-    ibt: Annotated[
-        Path | None, typer.Option(help="iracing: read this .ibt file instead of the live map.")
-    ] = None,
-    ac_subscribe: Annotated[
-        str | None,
-        typer.Option(
-            help="ac-udp: update (car telemetry, default) or spot (lap completions of every car)."
-        ),
-    ] = None,
-    outsim_opts: Annotated[
-        str | None,
-        typer.Option(help="outgauge: the OutSim Opts hex value set in LFS (OutSimPack2)."),
-    ] = None,
+    map_file: MapFile = None,
+    poll_rate: PollRate = 60.0,
+    ibt: Ibt = None,
+    ac_subscribe: AcSubscribe = None,
+    outsim_opts: OutsimOpts = None,
     file: Annotated[
         Path | None,
         typer.Option(
@@ -228,17 +198,17 @@ def agent(
     from pitwire.sources.registry import make_source
 
     try:
-        _check_replay(source, file)
-        capture = _capture_options(
+        capture = source_options(
             source,
+            file,
             bind=bind,
             port=port,
-            forward=forward or [],
+            forward=forward,
             game_host=game_host,
             record_raw=record_raw,
             replay_raw=replay_raw,
             replay_speed=replay_speed,
-            map_files=map_file or [],
+            map_file=map_file,
             poll_rate=poll_rate,
             ibt=ibt,
             outsim_opts=outsim_opts,
@@ -329,90 +299,6 @@ def agent(
         raise typer.Exit(1)
 
 
-def _check_replay(source: str, file: Path | None) -> None:
-    """--file goes with --source replay, and --source replay needs it (ValueError)."""
-    if file is not None and source != "replay":
-        raise ValueError("--file is for --source replay")
-    if source == "replay" and file is None:
-        raise ValueError("--source replay needs --file FILE.pwr (the session file to play)")
-
-
-def _capture_options(source: str, **o: Any) -> Any:
-    """The game-source options from the agent's flags; ValueError names a bad one."""
-    from pitwire.sources.registry import GAMES, CaptureOptions
-    from pitwire.sources.udp import parse_address
-
-    game = GAMES.get(source)
-    if o["ibt"] is not None and source != "iracing":
-        raise ValueError("--ibt reads iRacing files: use it with --source iracing")
-    if o["outsim_opts"] is not None and source != "outgauge":
-        raise ValueError("--outsim-opts is for --source outgauge")
-    if o["replay_raw"] is not None and o["record_raw"] is not None:
-        raise ValueError("--replay-raw and --record-raw cannot be combined")
-    if o["replay_speed"] < 0:
-        raise ValueError(f"--replay-speed must be >= 0, not {o['replay_speed']}")
-    if game is None and source != "auto":
-        for flag in ("record_raw", "replay_raw"):
-            if o[flag] is not None:
-                raise ValueError(f"--{flag.replace('_', '-')} needs a game source, not {source}")
-    kind = game.kind if game is not None else source  # udp, udp-client, shm, auto, sim
-    given = {
-        "--bind": o["bind"] != "0.0.0.0",
-        "--port": o["port"] is not None,
-        "--forward": bool(o["forward"]),
-        "--map-file": bool(o["map_files"]),
-        "--poll-rate": o["poll_rate"] != 60.0,
-        "--ac-subscribe": o["ac_subscribe"] is not None,
-    }
-    applies = {
-        "--bind": {"udp", "udp-client", "auto"},
-        "--port": {"udp", "udp-client"},
-        "--forward": {"udp", "udp-client", "auto"},
-        "--map-file": {"shm", "auto"},
-        "--poll-rate": {"shm", "auto"},
-        "--ac-subscribe": set(),
-    }
-    if source == "ac-udp":
-        applies["--ac-subscribe"] = {"udp-client"}
-    for flag, was_given in given.items():
-        if was_given and kind not in applies[flag]:
-            what = "UDP games" if "udp" in applies[flag] else "shared-memory games"
-            if flag == "--ac-subscribe":
-                what = "--source ac-udp"
-            elif flag == "--port" and kind == "auto":
-                what = "a named --source (auto uses each game's default port)"
-            raise ValueError(f"{flag} applies to {what}, not --source {source}")
-    if o["ibt"] is not None or o["replay_raw"] is not None:
-        for flag in ("--forward", "--bind", "--map-file", "--record-raw"):
-            if given.get(flag) or (flag == "--record-raw" and o["record_raw"] is not None):
-                source_flag = "--ibt" if o["ibt"] is not None else "--replay-raw"
-                raise ValueError(f"{flag} does not apply when reading {source_flag}")
-    decoder_options: dict[str, Any] = {}
-    if o["outsim_opts"] is not None:
-        try:
-            decoder_options["outsim_opts"] = int(o["outsim_opts"], 16)
-        except ValueError:
-            raise ValueError(f"--outsim-opts {o['outsim_opts']!r} is not a hex number") from None
-    if o["ibt"] is not None:
-        decoder_options["ibt"] = o["ibt"]
-    if o["ac_subscribe"] is not None:
-        if o["ac_subscribe"] not in ("update", "spot"):
-            raise ValueError(f"--ac-subscribe must be update or spot, not {o['ac_subscribe']!r}")
-        decoder_options["subscribe"] = o["ac_subscribe"]
-    return CaptureOptions(
-        bind=o["bind"],
-        port=o["port"],
-        forward=[parse_address(f) for f in o["forward"]],
-        game_host=o["game_host"],
-        record_raw=o["record_raw"],
-        replay_raw=o["replay_raw"],
-        replay_speed=o["replay_speed"],
-        map_files=o["map_files"],
-        poll_rate=o["poll_rate"],
-        decoder_options=decoder_options,
-    )
-
-
 @app.command()
 def demo(
     host: Host = "127.0.0.1",
@@ -493,3 +379,4 @@ def demo(
 
 
 from pitwire.cli import files as _files  # noqa: E402,F401 - registers its commands on ``app``
+from pitwire.cli import record as _record  # noqa: E402,F401 - the same

@@ -294,3 +294,39 @@ def planned_paths(
         return None
     planned: list[Path] = paths(session, dest, streams=streams, channels=channels)
     return planned
+
+
+class SessionFiles:
+    """Writers of one file per session: ``paths`` names it."""
+
+    suffix: str
+
+    def paths(
+        self,
+        session: SessionData,
+        dest: Path,
+        *,
+        streams: list[str] | None = None,
+        channels: list[str] | None = None,
+    ) -> list[Path]:
+        """The file ``write`` would write (nothing is created)."""
+        select(session, streams, channels)
+        return [session_path(session.info.session_id, dest, self.suffix, create=False)]
+
+
+class StreamFiles:
+    """Writers of one file per stream: ``paths`` names them."""
+
+    suffix: str
+
+    def paths(
+        self,
+        session: SessionData,
+        dest: Path,
+        *,
+        streams: list[str] | None = None,
+        channels: list[str] | None = None,
+    ) -> list[Path]:
+        """The files ``write`` would write (nothing is created)."""
+        ids = [s.stream_id for s in select(session, streams, channels)]
+        return stream_paths(session.info.session_id, ids, dest, self.suffix, create=False)

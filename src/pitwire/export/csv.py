@@ -25,7 +25,7 @@ import re
 from pathlib import Path
 
 from pitwire.export._text import column_text, has_non_finite
-from pitwire.export.base import Progress, SessionData, columns_of, select, stream_paths
+from pitwire.export.base import Progress, SessionData, StreamFiles, columns_of, select, stream_paths
 from pitwire.model.channels import Channel
 from pitwire.model.frames import FrameBatch
 
@@ -40,23 +40,11 @@ def heading(channel: Channel) -> str:
     return f"{channel.name} [{channel.unit}]" if channel.unit else channel.name
 
 
-class CsvWriter:
+class CsvWriter(StreamFiles):
     """One CSV file per stream."""
 
     name = "csv"
     suffix = ".csv"
-
-    def paths(
-        self,
-        session: SessionData,
-        dest: Path,
-        *,
-        streams: list[str] | None = None,
-        channels: list[str] | None = None,
-    ) -> list[Path]:
-        """The files ``write`` would write (nothing is created)."""
-        ids = [s.stream_id for s in select(session, streams, channels)]
-        return stream_paths(session.info.session_id, ids, dest, self.suffix, create=False)
 
     def write(
         self,

@@ -20,7 +20,14 @@ import re
 from pathlib import Path
 
 from pitwire.export._text import column_text, has_non_finite
-from pitwire.export.base import Progress, SessionData, columns_of, select, session_path
+from pitwire.export.base import (
+    Progress,
+    SessionData,
+    SessionFiles,
+    columns_of,
+    select,
+    session_path,
+)
 
 CHUNK = 10_000
 """Frames formatted and written at a time (and reported to ``progress``)."""
@@ -28,23 +35,11 @@ CHUNK = 10_000
 _NON_FINITE = re.compile(r"(?<=:)-?(?:nan|inf)(?=[,}])")
 
 
-class JsonlWriter:
+class JsonlWriter(SessionFiles):
     """One JSON Lines file per session."""
 
     name = "jsonl"
     suffix = ".jsonl"
-
-    def paths(
-        self,
-        session: SessionData,
-        dest: Path,
-        *,
-        streams: list[str] | None = None,
-        channels: list[str] | None = None,
-    ) -> list[Path]:
-        """The file ``write`` would write (nothing is created)."""
-        select(session, streams, channels)
-        return [session_path(session.info.session_id, dest, self.suffix, create=False)]
 
     def write(
         self,

@@ -40,6 +40,7 @@ from pitwire.export.base import (
     MissingDependency,
     Progress,
     SessionData,
+    SessionFiles,
     columns_of,
     select,
     session_path,
@@ -104,23 +105,11 @@ def _union(streams: list[tuple[StreamInfo, list[Channel]]]) -> list[Channel]:
     return [c for c, _ in seen.values()]
 
 
-class ParquetWriter:
+class ParquetWriter(SessionFiles):
     """One Parquet file per session, with a ``stream`` column."""
 
     name = "parquet"
     suffix = ".parquet"
-
-    def paths(
-        self,
-        session: SessionData,
-        dest: Path,
-        *,
-        streams: list[str] | None = None,
-        channels: list[str] | None = None,
-    ) -> list[Path]:
-        """The file ``write`` would write (nothing is created)."""
-        select(session, streams, channels)
-        return [session_path(session.info.session_id, dest, self.suffix, create=False)]
 
     def write(
         self,
