@@ -13,6 +13,7 @@ from pitwire.model.channels import Channel, ChannelSet
 from pitwire.model.frames import FrameBatch
 from pitwire.store.base import Store
 from pitwire.store.memory import MemoryStore
+from pitwire.store.postgres import PostgresStore
 from pitwire.store.sqlite import SqliteStore
 
 StoreFactory = Callable[[], Store]
@@ -56,12 +57,15 @@ def frames() -> Frames:
     return Frames()
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> StoreFactory:
     """Builds unopened stores of one implementation over one database."""
     if request.param == "memory":
         shared = MemoryStore()
         return lambda: shared
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("pg_url")
+        return lambda: PostgresStore.from_url(url)
     return lambda: SqliteStore(tmp_path / "db" / "pitwire.db")
 
 

@@ -14,6 +14,7 @@ from pitwire.model.frames import FrameBatch
 from pitwire.model.ids import SessionId, StreamId
 from pitwire.model.records import LapInfo, SessionInfo, StreamInfo
 from pitwire.store.base import Store, StoreError, UnknownSession
+from pwrgen import same_at_resolution
 
 S = SessionId("2024-monza-race")
 CAR = StreamId("car-3")
@@ -113,17 +114,26 @@ async def test_put_stream_updates_info(store: Store, frames) -> None:
     assert summary.info.channels[-1] == extra
 
 
-async def test_write_then_read_is_exact(store: Store, frames) -> None:
-    """Frames read back are identical to those written (NaNs, f4 and f8 included)."""
+async def test_write_then_read_is_exact_at_resolution(store: Store, frames) -> None:
+    """Frames read back are those written: bit for bit where a channel declares no
+    resolution, within half a step where it does (NaNs, f4 and f8 included)."""
     await setup_stream(store, frames)
     batch = frames.batch(0, 500)
     assert await write(store, 0, batch) == 500
     out = await read(store)
     assert list(out.columns) == list(frames.channels)
-    assert np.array_equal(out.t_ns, batch.t_ns)
-    for name, col in batch.columns.items():
-        assert out.columns[name].dtype == col.dtype
-        assert np.array_equal(out.columns[name], col, equal_nan=True)
+    assert same_at_resolution(out, batch, frames.channels.values())
+    for name in ("rpm", "tyre_temp_fl", "steer"):  # no resolution: exact
+        assert out.columns[name].tobytes() == batch.columns[name].tobytes()
+
+
+async def test_values_on_a_step_come_back_bit_for_bit(store: Store, frames) -> None:
+    """A value already on its channel's step (speed 123.45 at 0.01) is read back exactly."""
+    await setup_stream(store, frames)
+    batch = frames.batch(0, 200)
+    batch.columns["speed"][:] = np.round(np.linspace(0, 300, 200), 2).astype(np.float32)
+    await write(store, 0, batch)
+    assert (await read(store)).columns["speed"].tobytes() == batch.columns["speed"].tobytes()
 
 
 async def test_columns_in_any_order_are_accepted(store: Store, frames) -> None:
@@ -197,7 +207,7 @@ async def test_overlapping_chunks_store_only_new_frames(store: Store, frames) ->
     assert await write(store, 120, frames.batch(120, 10)) == 0  # inside
     out = await read(store)
     assert np.array_equal(out.t_ns, frames.batch(50, 350).t_ns)
-    assert np.array_equal(out.columns["speed"], frames.batch(50, 350).columns["speed"], True)
+    assert same_at_resolution(out, frames.batch(50, 350), frames.channels.values())
 
 
 async def test_empty_batch_stores_nothing(store: Store, frames) -> None:
@@ -290,7 +300,7 @@ async def test_stored_data_is_isolated_from_callers(store: Store, frames) -> Non
     out = await read(store)
     out.columns["rpm"][:] = -1
     again = await read(store)
-    assert np.array_equal(again.columns["speed"], frames.batch(0, 10).columns["speed"], True)
+    assert same_at_resolution(again, frames.batch(0, 10), frames.channels.values())
     assert np.array_equal(again.columns["rpm"], frames.batch(0, 10).columns["rpm"], True)
 
 
@@ -351,3 +361,67 @@ def test_channel_set_fixture_is_sane(frames) -> None:
     """The shared test channels mix dtypes, so the contract covers f4 and f8."""
     assert isinstance(frames.channels, ChannelSet)
     assert {c.dtype for c in frames.channels.values()} == {"f4", "f8"}
+
+
+async def test_chunk_index_lists_chunks_without_data(store: Store, frames) -> None:
+    """The chunk index gives each stored chunk's seq and time range and its period, per stream."""
+    await setup_stream(store, frames, CAR, "car-7")
+    await write(store, 0, frames.batch(0, 100))
+    await write(store, 100, frames.batch(100, 50))
+    await write(store, 0, frames.batch(0, 10), "car-7")
+    index = await store.chunk_index(S)
+    assert sorted(index) == [CAR, "car-7"]
+    spans = index[CAR]
+    assert [(s.first_seq, s.last_seq, s.n) for s in spans] == [(0, 99, 100), (100, 149, 50)]
+    assert (spans[0].t0_ns, spans[0].t1_ns) == (frames.t(0), frames.t(99))
+    assert spans[1].period_ns == frames.DT
+    assert spans[0].holes == () and spans[1].holes == ()
+
+
+async def test_chunk_index_keeps_time_gaps_inside_a_chunk(store: Store, frames) -> None:
+    """A pause inside a written chunk is kept as a hole with the frames it lacks."""
+    await setup_stream(store, frames)
+    batch = frames.batch(0, 60)
+    batch.t_ns[30:] += 2 * 1_000_000_000  # two seconds without frames after frame 29
+    await write(store, 0, batch)
+    (span,) = (await store.chunk_index(S))[CAR]
+    assert span.period_ns == frames.DT
+    (hole,) = span.holes
+    assert (hole.t0_ns, hole.t1_ns) == (int(batch.t_ns[29]), int(batch.t_ns[30]))
+    assert hole.missing == round((2e9 + frames.DT) / frames.DT) - 1
+
+
+async def test_chunk_index_of_a_session_without_frames_is_empty(store: Store, frames) -> None:
+    """A session whose streams stored nothing has an empty index; an unknown one raises."""
+    await setup_stream(store, frames)
+    assert await store.chunk_index(S) == {}
+    with pytest.raises(UnknownSession):
+        await store.chunk_index(SessionId("nope"))
+
+
+async def test_read_window_gives_every_stream_its_frames_in_the_range(store: Store, frames) -> None:
+    """read_window returns, for every stream, the frames in [t0, t1] (an empty batch with
+    its channels for a stream without any there)."""
+    await setup_stream(store, frames, CAR, "car-7", "car-9")
+    await write(store, 0, frames.batch(0, 300))
+    await write(store, 0, frames.batch(0, 100), "car-7")
+    await write(store, 100, frames.batch(100, 100), "car-7")
+    out = await store.read_window(session_id=S, t0_ns=frames.t(90), t1_ns=frames.t(120))
+    assert sorted(out) == [CAR, "car-7", "car-9"]
+    for stream in (CAR, "car-7"):
+        assert same_at_resolution(out[stream], frames.batch(90, 31), frames.channels.values())
+    assert out["car-9"].n == 0 and list(out["car-9"].columns) == list(frames.channels)
+
+
+async def test_read_window_of_named_streams(store: Store, frames) -> None:
+    """read_window with ``streams`` returns just those; an unknown stream or session raises."""
+    await setup_stream(store, frames, CAR, "car-7")
+    await write(store, 0, frames.batch(0, 10), "car-7")
+    out = await store.read_window(
+        session_id=S, t0_ns=frames.t(0), t1_ns=frames.t(5), streams=[StreamId("car-7")]
+    )
+    assert list(out) == ["car-7"] and out["car-7"].n == 6
+    with pytest.raises(UnknownSession):
+        await store.read_window(session_id=S, t0_ns=0, t1_ns=1, streams=[StreamId("car-1")])
+    with pytest.raises(UnknownSession):
+        await store.read_window(session_id=SessionId("nope"), t0_ns=0, t1_ns=1)

@@ -3,20 +3,31 @@ exactly-once span arithmetic, time filtering and JSON that keeps non-finite floa
 
 from __future__ import annotations
 
+import functools
+import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
 import msgspec
 import numpy as np
 
-from pitwire.model.channels import ChannelSet
+from pitwire.analysis.completeness import ChunkSpan, profile
+from pitwire.codec import chunk
+from pitwire.model.channels import Channel, ChannelSet
 from pitwire.model.frames import Column, FrameBatch
 from pitwire.model.ids import SessionId, StreamId
-from pitwire.model.records import StreamInfo
-from pitwire.store.base import StoreError, UnknownSession
+from pitwire.model.records import LapInfo, SessionInfo, StreamInfo
+from pitwire.store.base import (
+    SessionSummary,
+    StoreError,
+    StreamSummary,
+    UnknownSession,
+)
 
 T = TypeVar("T")
+
+log = logging.getLogger("pitwire.store")
 
 T_MIN = -(2**63)
 T_MAX = 2**63 - 1
@@ -95,6 +106,21 @@ def gaps(first: int, last: int, spans: Iterable[tuple[int, int]]) -> list[tuple[
     return out
 
 
+def chunk_span(first_seq: int, batch: FrameBatch) -> ChunkSpan:
+    """The chunk index entry of ``batch`` (non-empty) stored from ``first_seq``: seq and time
+    range, period and the time gaps inside it."""
+    period, holes = profile(batch.t_ns)
+    return ChunkSpan(
+        first_seq=first_seq,
+        last_seq=first_seq + batch.n - 1,
+        n=batch.n,
+        t0_ns=int(batch.t_ns.min()),
+        t1_ns=int(batch.t_ns.max()),
+        period_ns=period,
+        holes=holes,
+    )
+
+
 def in_time(batch: FrameBatch, t0_ns: int | None, t1_ns: int | None) -> FrameBatch:
     """The frames of ``batch`` with t0_ns <= t <= t1_ns (None = unbounded); ``batch`` itself
     when both are None."""
@@ -108,6 +134,27 @@ def in_time(batch: FrameBatch, t0_ns: int | None, t1_ns: int | None) -> FrameBat
     return FrameBatch(batch.t_ns[keep], {n: c[keep] for n, c in batch.columns.items()})
 
 
+def frames_from_blobs(
+    rows: Iterable[tuple[int, bytes]],
+    channels: ChannelSet,
+    t0_ns: int | None,
+    t1_ns: int | None,
+    where: str,
+) -> FrameBatch:
+    """The frames in [t0_ns, t1_ns] of chunks ``rows`` ((first_seq, blob) in seq order) as
+    one batch of ``channels``; a chunk that fails to decode is skipped with a warning naming
+    ``where`` (session/stream) and its first seq."""
+    pieces: list[FrameBatch] = []
+    for first_seq, blob in rows:
+        try:
+            batch = chunk.decode(blob)
+        except chunk.CodecError as exc:
+            log.warning("%s: skipping chunk at seq %d: %s", where, first_seq, exc)
+            continue
+        pieces.append(in_time(conform(batch, channels), t0_ns, t1_ns))
+    return join(pieces, channels)
+
+
 def join(batches: list[FrameBatch], channels: ChannelSet) -> FrameBatch:
     """One new batch of ``channels`` holding ``batches`` in order (never shares their arrays)."""
     if not batches:
@@ -116,6 +163,50 @@ def join(batches: list[FrameBatch], channels: ChannelSet) -> FrameBatch:
         np.concatenate([b.t_ns for b in batches]),
         {n: np.concatenate([b.columns[n] for b in batches]) for n in channels},
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def channels_from_json(text: str | bytes) -> tuple[Channel, ...]:
+    """A stream's channels from their stored JSON (``encode_json`` of the list), parsed once
+    per distinct text (channels are frozen, so the tuple is safe to share)."""
+    return tuple(decode_json(text, list[Channel]))
+
+
+def summaries(
+    sessions: Iterable[Sequence[Any]],
+    streams: Iterable[Sequence[Any]],
+    figures: Iterable[Sequence[Any]],
+    laps: Iterable[Sequence[Any]],
+) -> list[SessionSummary]:
+    """Session summaries from the rows the SQL stores read, in their order: sessions (id,
+    track, source, started_ns), streams (session, stream, driver, car, channels JSON),
+    figures (session, stream, frames, first seq, last seq, t0_ns, t1_ns) and laps (session,
+    stream, lap, t0_ns, t1_ns, frames, lap_time)."""
+    by_stream = {(row[0], row[1]): tuple(row[2:]) for row in figures}
+    out = {
+        row[0]: SessionSummary(
+            info=SessionInfo(session_id=row[0], track=row[1], source=row[2], started_ns=row[3]),
+            streams=[],
+            laps=[],
+        )
+        for row in sessions
+    }
+    for session, stream, driver, car, channels in streams:
+        info = StreamInfo(
+            stream_id=stream, driver=driver, car=car, channels=list(channels_from_json(channels))
+        )
+        summary = StreamSummary(info=info)
+        if (session, stream) in by_stream:
+            frames, first, last, t0, t1 = by_stream[(session, stream)]
+            summary = StreamSummary(
+                info=info, frames=frames, first_seq=first, last_seq=last, t0_ns=t0, t1_ns=t1
+            )
+        out[session].streams.append(summary)
+    for session, stream, lap, t0, t1, frames, lap_time in laps:
+        out[session].laps.append(
+            LapInfo(stream_id=stream, lap=lap, t0_ns=t0, t1_ns=t1, frames=frames, lap_time=lap_time)
+        )
+    return list(out.values())
 
 
 def encode_json(obj: Any) -> str:

@@ -1,26 +1,26 @@
 """The SQL of SqliteStore: schema migrations and the statements each Store call runs.
 
 Every function takes the connection of the thread it runs on (the writer's or a reader's) and
-does blocking sqlite work; sqlite.py hands them to its threads. Summaries read only the
-covering index ``chunks_span``; frames decode the blobs.
+does blocking sqlite work; sqlite.py hands them to its threads. Summaries and the chunk index
+read only the covering index ``chunks_index``; frames decode the blobs.
 """
 
 from __future__ import annotations
 
-import logging
 import sqlite3
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 
+import msgspec
+
+from pitwire.analysis.completeness import ChunkSpan, Hole
 from pitwire.codec import chunk
-from pitwire.model.channels import Channel, ChannelSet
+from pitwire.model.channels import ChannelSet
 from pitwire.model.frames import FrameBatch
 from pitwire.model.ids import SessionId, StreamId
 from pitwire.model.records import LapInfo, SessionInfo, StreamInfo
 from pitwire.store import _shared
-from pitwire.store.base import SessionSummary, StoreError, StreamSummary
-
-log = logging.getLogger("pitwire.store.sqlite")
+from pitwire.store.base import SessionSummary, StoreError
 
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (  # v1. streams.channels: JSON list of Channel; chunks.stats: JSON {channel: [lo, hi,
@@ -51,6 +51,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """CREATE INDEX chunks_span
             ON chunks (session, stream, first_seq, last_seq, n, t0_ns, t1_ns)""",
         "CREATE INDEX chunks_time ON chunks (session, stream, t1_ns, t0_ns)",
+    ),
+    (  # v2. The chunk index's completeness figures: the median frame interval and the time
+        # gaps inside each chunk (JSON [[t0_ns, t1_ns, missing], ...]). Chunks written before
+        # v2 read as period 0 (unknown): only seq gaps are found in them. Added columns sit
+        # after the blob in each row, so chunks_index covers them: reading the chunk index
+        # never touches a blob's pages. It also covers what chunks_span did.
+        "ALTER TABLE chunks ADD COLUMN period_ns INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE chunks ADD COLUMN holes TEXT NOT NULL DEFAULT '[]'",
+        """CREATE INDEX chunks_index
+            ON chunks (session, stream, first_seq, last_seq, n, t0_ns, t1_ns, period_ns, holes)""",
+        "DROP INDEX chunks_span",
     ),
 )
 """Schema migrations: entry i takes ``user_version`` i to i + 1."""
@@ -104,12 +115,13 @@ def write_chunk(
 ) -> int:
     """Store the frames of ``batch`` whose seqs are not stored yet; how many were new."""
     with transaction(conn):
+        channels = _stream_channels(conn, cache, session_id, stream_id)
         batch = _shared.check_write(
             session_id=session_id,
             stream_id=stream_id,
             first_seq=first_seq,
             batch=batch,
-            channels=_stream_channels(conn, cache, session_id, stream_id),
+            channels=channels,
         )
         if batch.n == 0:
             return 0
@@ -129,11 +141,13 @@ def write_chunk(
         stored = 0
         for lo, hi in _shared.gaps(first_seq, last_seq, spans):
             piece = batch.slice(lo - first_seq, hi - first_seq + 1)
-            blob = chunk.encode(piece)
+            blob = chunk.encode(piece, channels=channels)
             stats = chunk.stats(piece)
+            span = _shared.chunk_span(lo, piece)
             conn.execute(
                 """INSERT INTO chunks (session, stream, first_seq, last_seq, t0_ns, t1_ns, n,
-                   codec, stats, blob) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   codec, stats, period_ns, holes, blob)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     session_id,
                     stream_id,
@@ -144,6 +158,8 @@ def write_chunk(
                     piece.n,
                     chunk.version_of(blob),
                     _shared.encode_json(stats.columns),
+                    span.period_ns,
+                    msgspec.json.encode(span.holes).decode(),
                     blob,
                 ),
             )
@@ -158,7 +174,7 @@ def _stream_channels(
     cached = cache.get((session_id, stream_id))
     if cached is not None and cached[0] == text:
         return cached[1]
-    channels = ChannelSet(_shared.decode_json(text, list[Channel]))
+    channels = ChannelSet(_shared.channels_from_json(text))
     cache[(session_id, stream_id)] = (text, channels)
     return channels
 
@@ -270,34 +286,7 @@ def summaries(conn: sqlite3.Connection, session_id: SessionId | None) -> list[Se
             "ORDER BY session, stream, lap",
             args,
         ).fetchall()
-    by_stream = {(row[0], row[1]): row[2:] for row in figures}
-    out = {
-        row[0]: SessionSummary(
-            info=SessionInfo(session_id=row[0], track=row[1], source=row[2], started_ns=row[3]),
-            streams=[],
-            laps=[],
-        )
-        for row in sessions
-    }
-    for session, stream, driver, car, channels in streams:
-        info = StreamInfo(
-            stream_id=stream,
-            driver=driver,
-            car=car,
-            channels=_shared.decode_json(channels, list[Channel]),
-        )
-        summary = StreamSummary(info=info)
-        if (session, stream) in by_stream:
-            frames, first, last, t0, t1 = by_stream[(session, stream)]
-            summary = StreamSummary(
-                info=info, frames=frames, first_seq=first, last_seq=last, t0_ns=t0, t1_ns=t1
-            )
-        out[session].streams.append(summary)
-    for session, stream, lap, t0, t1, frames, lap_time in laps:
-        out[session].laps.append(
-            LapInfo(stream_id=stream, lap=lap, t0_ns=t0, t1_ns=t1, frames=frames, lap_time=lap_time)
-        )
-    return list(out.values())
+    return _shared.summaries(sessions, streams, figures, laps)
 
 
 def _clamp(t_ns: int | None, default: int) -> int:
@@ -312,22 +301,68 @@ def read_frames(
     t1_ns: int | None,
 ) -> FrameBatch:
     with read(conn):
-        channels = ChannelSet(
-            _shared.decode_json(_stream_row(conn, session_id, stream_id)[2], list[Channel])
-        )
+        text = _stream_row(conn, session_id, stream_id)[2]
+        channels = ChannelSet(_shared.channels_from_json(text))
         rows = conn.execute(
             """SELECT first_seq, blob FROM chunks WHERE session = ? AND stream = ?
                AND t1_ns >= ? AND t0_ns <= ? ORDER BY first_seq""",
             (session_id, stream_id, _clamp(t0_ns, _shared.T_MIN), _clamp(t1_ns, _shared.T_MAX)),
         ).fetchall()
-    pieces: list[FrameBatch] = []
-    for first_seq, blob in rows:
-        try:
-            batch = chunk.decode(blob)
-        except chunk.CodecError as exc:
-            log.warning(
-                "%s/%s: skipping chunk at seq %d: %s", session_id, stream_id, first_seq, exc
-            )
-            continue
-        pieces.append(_shared.in_time(_shared.conform(batch, channels), t0_ns, t1_ns))
-    return _shared.join(pieces, channels)
+    return _shared.frames_from_blobs(rows, channels, t0_ns, t1_ns, f"{session_id}/{stream_id}")
+
+
+def read_window(
+    conn: sqlite3.Connection,
+    session_id: SessionId,
+    t0_ns: int,
+    t1_ns: int,
+    streams: list[str] | None,
+) -> dict[StreamId, FrameBatch]:
+    """Every (or each named) stream's frames in [t0_ns, t1_ns]: one snapshot, two queries."""
+    with read(conn):
+        known = dict(
+            conn.execute("SELECT stream, channels FROM streams WHERE session = ?", (session_id,))
+        )
+        if not known:
+            _require_session(conn, session_id)
+        for stream in streams or ():
+            if stream not in known:
+                raise _shared.unknown_stream(session_id, StreamId(stream))
+        rows = conn.execute(
+            """SELECT stream, first_seq, blob FROM chunks WHERE session = ?
+               AND t1_ns >= ? AND t0_ns <= ? ORDER BY stream, first_seq""",
+            (session_id, _clamp(t0_ns, _shared.T_MIN), _clamp(t1_ns, _shared.T_MAX)),
+        ).fetchall()
+    wanted = sorted(known) if streams is None else streams
+    blobs: dict[str, list[tuple[int, bytes]]] = {stream: [] for stream in wanted}
+    for stream, first_seq, blob in rows:
+        if stream in blobs:
+            blobs[stream].append((first_seq, blob))
+    return {
+        StreamId(stream): _shared.frames_from_blobs(
+            found,
+            ChannelSet(_shared.channels_from_json(known[stream])),
+            t0_ns,
+            t1_ns,
+            f"{session_id}/{stream}",
+        )
+        for stream, found in blobs.items()
+    }
+
+
+def chunk_index(conn: sqlite3.Connection, session_id: SessionId) -> dict[str, list[ChunkSpan]]:
+    """The session's chunk index (stream → spans in seq order), never touching a blob."""
+    holes = msgspec.json.Decoder(tuple[Hole, ...])
+    out: dict[str, list[ChunkSpan]] = {}
+    with read(conn):
+        _require_session(conn, session_id)
+        rows = conn.execute(
+            """SELECT stream, first_seq, last_seq, n, t0_ns, t1_ns, period_ns, holes
+               FROM chunks WHERE session = ? ORDER BY stream, first_seq""",
+            (session_id,),
+        ).fetchall()
+    for stream, first, last, n, t0, t1, period, gaps in rows:
+        spans = out.setdefault(stream, [])
+        found = () if gaps == "[]" else holes.decode(gaps)
+        spans.append(ChunkSpan(first, last, n, t0, t1, period, found))
+    return out

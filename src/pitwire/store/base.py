@@ -1,7 +1,7 @@
 """The Store protocol: where sessions, streams, laps and frame chunks live.
 
-Implementations: ``memory`` (the shipped fake), ``sqlite`` (embedded default). They share
-one contract test suite (tests/store/test_contract.py).
+Implementations: ``memory`` (the shipped fake), ``sqlite`` (embedded default) and ``postgres``
+(asyncpg, for leagues). They share one contract test suite (tests/store/test_contract.py).
 
 Exceptions::
 
@@ -15,10 +15,12 @@ stored stores nothing twice.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol, Self, runtime_checkable
 
 import msgspec
 
+from pitwire.analysis.completeness import ChunkSpan
 from pitwire.model.frames import FrameBatch
 from pitwire.model.ids import SessionId, StreamId
 from pitwire.model.records import LapInfo, SessionInfo, StreamInfo
@@ -126,6 +128,23 @@ class Store(Protocol):
         """Frames of one stream in [t0_ns, t1_ns] (None = unbounded), in seq order, with the
         stream's channels; raises UnknownSession."""
 
+    async def read_window(
+        self,
+        *,
+        session_id: SessionId,
+        t0_ns: int,
+        t1_ns: int,
+        streams: Sequence[StreamId] | None = None,
+    ) -> dict[StreamId, FrameBatch]:
+        """Frames of every stream of the session (or of ``streams``) in [t0_ns, t1_ns], each
+        in seq order with its channels (an empty batch for a stream with none there), read
+        from one snapshot: what a seek needs. Raises UnknownSession (also for a named stream
+        the session lacks)."""
+
     async def stored_seqs(self, *, session_id: SessionId, stream_id: StreamId) -> int | None:
         """Highest seq such that every seq from the stream's first stored seq to it is stored
         (the contiguous high-water mark); None when nothing is stored."""
+
+    async def chunk_index(self, session_id: SessionId) -> dict[str, list[ChunkSpan]]:
+        """Every stored chunk of the session without its data: stream → spans in seq order
+        (streams with nothing stored are absent); raises UnknownSession."""

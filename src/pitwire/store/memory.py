@@ -8,10 +8,12 @@ runs to completion without awaiting, so concurrent tasks see each call as atomic
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 
 import msgspec
 import numpy as np
 
+from pitwire.analysis.completeness import ChunkSpan
 from pitwire.model.frames import FrameBatch
 from pitwire.model.ids import SessionId, StreamId
 from pitwire.model.records import LapInfo, SessionInfo, StreamInfo
@@ -20,12 +22,13 @@ from pitwire.store.base import OpensAsContext, SessionSummary, StoreError, Strea
 
 
 class _Stream:
-    __slots__ = ("chunks", "firsts", "info")
+    __slots__ = ("chunks", "firsts", "info", "spans_by_first")
 
     def __init__(self, info: StreamInfo) -> None:
         self.info = info
         self.firsts: list[int] = []  # sorted first seqs of the stored chunks
         self.chunks: dict[int, tuple[int, FrameBatch]] = {}  # first seq -> (last seq, frames)
+        self.spans_by_first: dict[int, ChunkSpan] = {}  # first seq -> its index entry
 
     def spans(self, first: int, last: int) -> list[tuple[int, int]]:
         """Stored (first, last) seq spans that may overlap [first, last], in order."""
@@ -122,6 +125,7 @@ class MemoryStore(OpensAsContext):
             piece = _copy(batch.slice(lo - first_seq, hi - first_seq + 1))
             bisect.insort(stream.firsts, lo)
             stream.chunks[lo] = (hi, piece)
+            stream.spans_by_first[lo] = _shared.chunk_span(lo, piece)
             stored += piece.n
         return stored
 
@@ -175,6 +179,23 @@ class MemoryStore(OpensAsContext):
         ]
         return _shared.join(pieces, channels)
 
+    async def read_window(
+        self,
+        *,
+        session_id: SessionId,
+        t0_ns: int,
+        t1_ns: int,
+        streams: Sequence[StreamId] | None = None,
+    ) -> dict[StreamId, FrameBatch]:
+        session = self._session(session_id)
+        wanted = sorted(session.streams) if streams is None else list(streams)
+        out: dict[StreamId, FrameBatch] = {}
+        for stream_id in wanted:
+            out[stream_id] = await self.read_frames(
+                session_id=session_id, stream_id=stream_id, t0_ns=t0_ns, t1_ns=t1_ns
+            )
+        return out
+
     async def stored_seqs(self, *, session_id: SessionId, stream_id: StreamId) -> int | None:
         stream = self._stream(session_id, stream_id)
         if not stream.firsts:
@@ -185,3 +206,11 @@ class MemoryStore(OpensAsContext):
                 break
             high = stream.chunks[first][0]
         return high
+
+    async def chunk_index(self, session_id: SessionId) -> dict[str, list[ChunkSpan]]:
+        session = self._session(session_id)
+        return {
+            stream_id: [stream.spans_by_first[first] for first in stream.firsts]
+            for stream_id, stream in sorted(session.streams.items())
+            if stream.firsts
+        }

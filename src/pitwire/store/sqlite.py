@@ -28,12 +28,13 @@ import functools
 import os
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from pitwire.analysis.completeness import ChunkSpan
 from pitwire.model.frames import FrameBatch
 from pitwire.model.ids import SessionId, StreamId
 from pitwire.model.records import LapInfo, SessionInfo, StreamInfo
@@ -54,6 +55,7 @@ class SqliteStore(OpensAsContext):
     synchronous: ``NORMAL`` (survives a process crash) or ``FULL`` (survives power loss)
     timeout: how long to wait for another process's lock before StoreUnavailable [s]
     readers: reader threads
+    create: create the file (and its folders) when missing; False: StoreError instead
     """
 
     def __init__(
@@ -63,12 +65,14 @@ class SqliteStore(OpensAsContext):
         synchronous: Synchronous = "NORMAL",
         timeout: float = 5.0,
         readers: int = 4,
+        create: bool = True,
     ) -> None:
         if synchronous not in ("NORMAL", "FULL"):
             raise StoreError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
         self.path = Path(path)
         self.synchronous: Synchronous = synchronous
         self.timeout = timeout
+        self.create = create
         self._n_readers = readers
         self._writer: ThreadPoolExecutor | None = None
         self._readers: ThreadPoolExecutor | None = None
@@ -165,6 +169,8 @@ class SqliteStore(OpensAsContext):
         return conn
 
     def _open_writer(self) -> None:
+        if not self.create and not self.path.is_file():
+            raise StoreError(f"sqlite: no database at {self.path}")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -261,6 +267,20 @@ class SqliteStore(OpensAsContext):
         t1_ns: int | None = None,
     ) -> FrameBatch:
         return await self._read(sql.read_frames, session_id, stream_id, t0_ns, t1_ns)
+
+    async def read_window(
+        self,
+        *,
+        session_id: SessionId,
+        t0_ns: int,
+        t1_ns: int,
+        streams: Sequence[StreamId] | None = None,
+    ) -> dict[StreamId, FrameBatch]:
+        wanted = None if streams is None else list(streams)
+        return await self._read(sql.read_window, session_id, t0_ns, t1_ns, wanted)
+
+    async def chunk_index(self, session_id: SessionId) -> dict[str, list[ChunkSpan]]:
+        return await self._read(sql.chunk_index, session_id)
 
     async def stored_seqs(self, *, session_id: SessionId, stream_id: StreamId) -> int | None:
         key = (session_id, stream_id)
