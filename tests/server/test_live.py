@@ -211,3 +211,30 @@ async def test_json_feed_viewer_gets_no_status_messages():
     viewer.task.cancel()
     assert sock.sent == [{"a": 1}, {"a": 3}]
     assert viewer.dropped == 1
+
+
+async def test_a_lagging_viewer_whose_close_cannot_go_out_is_aborted():
+    """When even the close frame cannot be written (the peer reads nothing), the connection
+    is dropped after a second rather than left hanging until the peer reads again."""
+    from pitwire.server.live import WsViewer
+    from pitwire.server.stats import ServerStats
+
+    class Aborter:
+        aborted = False
+
+        def abort(self) -> None:
+            self.aborted = True
+
+    sock = HeldSocket()
+
+    async def stuck_close(code: int = 1000, reason: str = "") -> None:
+        await sock.gate.wait()  # the gate stays shut: not even the close frame goes out
+
+    sock.close = stuck_close  # type: ignore[method-assign]
+    viewer = WsViewer(sock, ServerStats(), lag_limit=60)  # type: ignore[arg-type]
+    viewer._direct = Aborter()  # type: ignore[assignment]
+    viewer.kill(4001, "test")
+    await asyncio.sleep(0.5)
+    assert not viewer._direct.aborted  # type: ignore[union-attr]
+    await asyncio.sleep(0.8)
+    assert viewer._direct.aborted  # type: ignore[union-attr]

@@ -148,11 +148,9 @@ class WsViewer:
             await asyncio.wait_for(self.ws.close(code, reason), timeout=1.0)
         except (TimeoutError, RuntimeError, OSError):
             # The peer's buffers are full, so even the close frame cannot go out: drop the
-            # connection. uvicorn's protocol object is behind the ASGI send callable.
-            proto = getattr(getattr(self.ws, "_send", None), "__self__", None)
-            transport = getattr(proto, "transport", None)
-            if transport is not None:
-                transport.abort()
+            # connection, or it would hang until the peer read again.
+            if self._direct is not None:
+                self._direct.abort()
 
 
 def router(*, hub: Hub, store: Store, stats: ServerStats, lag_limit: float) -> APIRouter:

@@ -60,6 +60,10 @@ class DirectWriter:
         p = self._proto
         return not p.close_sent and p.conn.state is State.OPEN and not p.transport.is_closing()
 
+    def abort(self) -> None:
+        """Drop the connection at once, whatever is still buffered."""
+        self._proto.transport.abort()
+
     async def write(self, framed: bytes) -> bool:
         """Write one framed message; False when the connection is closing or closed."""
         p = self._proto
