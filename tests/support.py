@@ -262,3 +262,100 @@ def nan_lap_file(path, lap_time: float):  # type: ignore[no-untyped-def]
     )  # fmt: skip
     writer.close()
     return path
+
+
+class TcpProxy:
+    """A TCP proxy on 127.0.0.1 (port 0) forwarding every connection to ``host:port``, for
+    outage tests against a real server: ``cut()`` aborts every proxied connection and stops
+    listening (new connections are refused), ``restore()`` listens on the same port again.
+
+    ``async with TcpProxy("127.0.0.1", 5432) as proxy:`` then connect to ``proxy.port``.
+    ``upstream_bytes`` counts what clients sent (to cut in the middle of a transfer).
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.port = 0
+        self.upstream_bytes = 0
+        self.accepted = 0
+        self._server: asyncio.Server | None = None
+        self._links: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._progress = asyncio.Event()
+
+    async def __aenter__(self) -> TcpProxy:
+        await self.restore()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.cut()
+
+    @property
+    def listening(self) -> bool:
+        return self._server is not None
+
+    async def wait_upstream(self, nbytes: int) -> None:
+        """Return once clients have sent at least ``nbytes`` in all (``upstream_bytes``)."""
+        while self.upstream_bytes < nbytes:
+            self._progress.clear()
+            await self._progress.wait()
+
+    async def restore(self) -> None:
+        """Listen (again, on the same port) and forward new connections."""
+        if self._server is None:
+            self._server = await asyncio.start_server(self._accept, "127.0.0.1", self.port)
+            self.port = self._server.sockets[0].getsockname()[1]
+
+    async def cut(self) -> None:
+        """Abort every proxied connection (both sides) and refuse new ones."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+        links = list(self._links)
+        for task in links:
+            task.cancel()
+        await asyncio.gather(*links, return_exceptions=True)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers |= {writer, up_writer}
+        pumps = [
+            asyncio.create_task(self._pump(reader, up_writer, upstream=True)),
+            asyncio.create_task(self._pump(up_reader, writer, upstream=False)),
+        ]
+        self._links.update(pumps)
+        for task in pumps:
+            task.add_done_callback(self._links.discard)
+
+    async def _pump(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, upstream: bool
+    ) -> None:
+        try:
+            while data := await reader.read(65536):
+                if upstream:
+                    self.upstream_bytes += len(data)
+                    self._progress.set()
+                writer.write(data)
+                await writer.drain()
+        except (OSError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self._writers.discard(writer)
+            writer.transport.abort()
+
+
+def free_tcp_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (nothing listens on it)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])

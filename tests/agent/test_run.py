@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
+import signal
+import socket
+import sys
 
+import pytest
 from websockets.asyncio.client import connect
 
 from pitwire.agent.run import Agent
 from pitwire.model.ids import SessionId, StreamId
 from pitwire.protocol import SUBPROTOCOL, frames
 from pitwire.sources.sim import SimSource
+from pitwire.store.memory import MemoryStore
+from support import running_server
 
 
 async def count_viewer(url: str, session: str, got: dict[int, int], ready: asyncio.Event) -> None:
@@ -291,3 +299,386 @@ async def test_a_replayed_recording_keeps_its_start_time_on_the_server(server, t
     assert report.unacked == 0
     stored = await server.store.get_session(SessionId("old"))
     assert stored.info.started_ns == INFO.started_ns
+
+
+# --- the spool, end to end -----------------------------------------------------------------
+
+
+class GatedStore(MemoryStore):
+    """A MemoryStore whose frame writes wait for ``gate``: the server receives frames but
+    stores (and so acks) none until the gate opens."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate = asyncio.Event()
+
+    async def write_chunk(self, **kwargs):  # type: ignore[no-untyped-def,override]
+        await self.gate.wait()
+        return await super().write_chunk(**kwargs)
+
+
+@contextlib.asynccontextmanager
+async def server_on(port: int):  # type: ignore[no-untyped-def]
+    """A server with the in-memory store on 127.0.0.1:``port``."""
+    from pitwire.server.app import create_app, serve
+    from support import RunningServer
+
+    store = MemoryStore()
+    app = create_app(store)
+    ready: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(serve(app, "127.0.0.1", port, on_ready=ready.set_result))
+    await asyncio.wait({task, ready}, return_when=asyncio.FIRST_COMPLETED)
+    try:
+        yield RunningServer(ready.result(), app, store)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def stored_packets(srv, session: str, cars: int) -> dict[str, list[int]]:  # type: ignore[no-untyped-def]
+    """Per car, the packet ids the server stores (in seq order), after checking that its
+    seqs run from 0 without a gap."""
+    await srv.app.state.persistence.flush()
+    out = {}
+    for k in range(1, cars + 1):
+        sid, st = SessionId(session), StreamId(f"car-{k}")
+        batch = await srv.store.read_frames(session_id=sid, stream_id=st)
+        assert await srv.store.stored_seqs(session_id=sid, stream_id=st) == batch.n - 1
+        out[f"car-{k}"] = [int(p) for p in batch.columns["packet_id"]]
+    return out
+
+
+async def wait_received(srv, frames_: int) -> None:  # type: ignore[no-untyped-def]
+    """Until the server has received ``frames_`` frames (held back from the store)."""
+    async with asyncio.timeout(20):
+        while srv.app.state.persistence.buffered_frames < frames_:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+
+
+async def test_an_agent_stopped_without_draining_resumes_from_its_spool_exactly_once(tmp_path):
+    """An agent cancelled while none of its frames is acked keeps them in the spool; a new
+    agent of the same session re-sends them and continues the numbering: the server stores
+    every frame once, with contiguous seqs."""
+    spool = tmp_path / "spool"
+    store = GatedStore()
+    async with running_server(store) as srv:
+        first = Agent(
+            SimSource(cars=2, seed=5, duration=1.0, realtime=False),
+            server=srv.ws,
+            session="kept",
+            spool_dir=spool,
+        )
+        running = asyncio.create_task(first.run(drain_timeout=30))
+        await wait_received(srv, 120)
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        report = first.report()
+        assert (report.frames_sent, report.unacked, report.spool) == (120, 120, str(spool))
+        assert (spool / "kept").is_dir()
+        store.gate.set()
+        second = Agent(
+            SimSource(cars=2, seed=5, duration=0.5, realtime=False),
+            server=srv.ws,
+            session="kept",
+            spool_dir=spool,
+        )
+        report = await second.run()
+        assert (report.resent, report.frames_sent, report.unacked, report.dropped) == (
+            120,
+            60,
+            0,
+            0,
+        )
+        assert (report.sessions, report.resumed) == (["kept"], [])
+        packets = await stored_packets(srv, "kept", 2)
+        assert packets == {car: [*range(60), *range(30)] for car in ("car-1", "car-2")}
+        assert not (spool / "kept").exists()  # all acked: the spool is gone
+
+
+async def test_frames_spooled_while_the_server_was_down_are_sent_by_the_next_run(tmp_path):
+    """Frames an agent captured while its server was unreachable stay in the spool; the next
+    agent for that server (another session) sends them first, so both sessions are stored
+    complete."""
+    spool, port = tmp_path / "spool", free_port()
+    url = f"ws://127.0.0.1:{port}"
+    offline = Agent(
+        SimSource(cars=2, seed=2, duration=0.5, realtime=False),
+        server=url,
+        session="offline",
+        spool_dir=spool,
+    )
+    report = await offline.run(drain_timeout=0.3)
+    assert (report.frames_sent, report.unacked) == (60, 60)
+    async with server_on(port) as srv:
+        later = Agent(
+            SimSource(cars=2, seed=2, duration=0.25, realtime=False),
+            server=url,
+            session="later",
+            spool_dir=spool,
+        )
+        report = await later.run()
+        assert (report.sessions, report.resumed) == (["later"], ["offline"])
+        assert (report.resent, report.frames_sent, report.unacked) == (60, 30, 0)
+        assert await stored_packets(srv, "offline", 2) == {
+            car: list(range(30)) for car in ("car-1", "car-2")
+        }
+        assert await stored_packets(srv, "later", 2) == {
+            car: list(range(15)) for car in ("car-1", "car-2")
+        }
+    assert list(spool.iterdir()) == []
+
+
+async def test_a_killed_agent_process_resumes_from_its_spool_exactly_once(tmp_path):
+    """`pitwire agent` killed with SIGKILL after sending frames the server had not stored
+    yet: a restarted agent of that session re-sends them (the server keeps each once) and
+    numbers its own after them."""
+    spool = tmp_path / "spool"
+    store = GatedStore()
+    async with running_server(store) as srv:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "pitwire",
+            "agent",
+            *("--source", "sim", "--cars", "2", "--rate", "60", "--duration", "1"),
+            *("--server", srv.ws, "--session", "killed", "--spool-dir", str(spool)),
+            *("--log-level", "error"),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            await wait_received(srv, 120)
+        finally:
+            proc.kill()
+            _, err = await proc.communicate()
+        assert proc.returncode == -signal.SIGKILL, err.decode()
+        store.gate.set()
+        agent = Agent(
+            SimSource(cars=2, seed=0, duration=0.5, realtime=False),
+            server=srv.ws,
+            session="killed",
+            spool_dir=spool,
+        )
+        report = await agent.run()
+        assert (report.resent, report.frames_sent, report.unacked) == (120, 60, 0)
+        packets = await stored_packets(srv, "killed", 2)
+        assert packets == {car: [*range(60), *range(30)] for car in ("car-1", "car-2")}
+
+
+class _GameUntil(_GameLike):
+    """A game-like source that, after its items, waits for ``done`` before it ends."""
+
+    def __init__(self, items, done: asyncio.Event):  # type: ignore[no-untyped-def]
+        super().__init__(items)
+        self.done = done
+
+    async def _gen(self):  # type: ignore[no-untyped-def]
+        for item in self.items:
+            yield item
+        await self.done.wait()
+
+
+async def test_an_earlier_sessions_uplink_runs_until_its_frames_are_acked():
+    """Without a spool, a game session's frames not yet acknowledged when the next session
+    starts are kept sending for as long as it takes (here the server comes up well after
+    6 x drain_timeout), not abandoned: both sessions are stored complete."""
+    from pitwire.model.records import StreamInfo
+    from pitwire.sources.base import SessionChange, StreamUpdate
+    from support import car_batch, car_channels
+
+    chans = list(car_channels().values())
+    done = asyncio.Event()
+    items = [
+        SessionChange("uid-1", track="Monza"),
+        StreamUpdate(StreamInfo(stream_id="car-0", channels=chans)),
+        (StreamId("car-0"), car_batch(0, 30)),
+        SessionChange("uid-2", track="Spa"),
+        StreamUpdate(StreamInfo(stream_id="car-0", channels=chans)),
+        (StreamId("car-0"), car_batch(0, 20)),
+    ]
+    port = free_port()
+    agent = Agent(_GameUntil(items, done), server=f"ws://127.0.0.1:{port}", session="late")
+    running = asyncio.create_task(agent.run(drain_timeout=0.1))
+    try:
+        await asyncio.sleep(1.5)
+        assert agent.report().sessions == ["late", "late-2"]
+        async with server_on(port) as srv:
+            async with asyncio.timeout(20):
+                while agent.report().unacked:  # noqa: ASYNC110
+                    await asyncio.sleep(0.05)
+            done.set()
+            report = await running
+            assert (report.frames_sent, report.unacked) == (50, 0)
+            await srv.app.state.persistence.flush()
+            n = {
+                sess: (
+                    await srv.store.read_frames(
+                        session_id=SessionId(sess), stream_id=StreamId("car-0")
+                    )
+                ).n
+                for sess in ("late", "late-2")
+            }
+            assert n == {"late": 30, "late-2": 20}
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+
+
+async def test_without_a_spool_what_waits_for_the_socket_is_bounded():
+    """Without a spool, frames the socket has not taken yet wait in the memory keeper, not
+    in the peer's outgoing queue: a slow link does not grow it past the agent's bound on
+    out bytes, and every frame still comes out, in order."""
+    from pitwire.agent.run import OUT_BYTES
+    from pitwire.protocol import messages
+    from pitwire.protocol.messages import Ack
+    from support import ScriptedSource, car_batch
+
+    agent = Agent(ScriptedSource([]), server="ws://127.0.0.1:9", session="slow")
+    peer = agent.peer
+    peer.connection_made()
+    peer.outgoing()
+    peer.receive_text(messages.encode(Ack(stream=1, seq=-1)))
+    batches = 6 * OUT_BYTES // 3_000  # 100 frames are over 3 kB: 6 x OUT_BYTES in all
+    for i in range(batches):
+        agent.uplink.submit("car-1", car_batch(i * 100, 100))
+    out = peer.outgoing()
+    assert sum(len(o) for o in out) <= 2 * OUT_BYTES + len(out[-1])
+    seqs = [frames.parse(o).seq for o in out if isinstance(o, bytes)]
+    while peer.backlog:
+        seqs += [frames.parse(o).seq for o in peer.outgoing() if isinstance(o, bytes)]
+    assert seqs == list(range(0, batches * 100, 100))
+
+
+class _Gated:
+    """``inner``, starting once ``ready()`` is true."""
+
+    def __init__(self, inner: SimSource) -> None:
+        self.inner = inner
+        self.info = inner.info
+        self.ready = lambda: True
+
+    async def _gen(self):  # type: ignore[no-untyped-def]
+        while not self.ready():  # noqa: ASYNC110
+            await asyncio.sleep(0.01)
+        async with contextlib.aclosing(aiter(self.inner)) as items:
+            async for item in items:
+                yield item
+
+    def __aiter__(self):  # type: ignore[no-untyped-def]
+        return self._gen()
+
+
+async def test_a_spool_smaller_than_what_awaits_acks_drops_nothing_a_healthy_server_stores(
+    tmp_path, caplog
+):
+    """The trial's case: 20 cars into a spool smaller than what waits for the server's acks
+    (about a second): the spool drops segments of frames already sent, the server stores
+    them and acks them, so the report counts nothing dropped and nothing is warned about."""
+    caplog.set_level(logging.WARNING, "pitwire.agent")
+    async with running_server() as srv:
+        # The cars start once the server has answered for every stream: frames held back
+        # longer than the small spool lasts would be dropped unsent (really lost).
+        source = _Gated(SimSource(cars=20, seed=1, rate_hz=60, duration=1.5, realtime=True))
+        agent = Agent(source, server=srv.ws, session="small", spool_dir=tmp_path, spool_max=150_000)
+        source.ready = lambda: len(agent.peer.acked) == 20
+        report = await agent.run()
+        packets = await stored_packets(srv, "small", 20)
+    assert agent.leg.spool is not None and agent.leg.spool.dropped > 0  # the bound was hit
+    assert (report.frames_sent, report.unacked, report.dropped) == (1800, 0, 0)
+    assert packets == {f"car-{k}": list(range(90)) for k in range(1, 21)}
+    assert "dropped" not in caplog.text
+
+
+async def test_frames_dropped_before_they_were_sent_stay_dropped_when_the_server_acks_past(
+    tmp_path, caplog
+):
+    """Frames the spool dropped while the server was down never reach it; when it comes up
+    it acks past their seqs (it acks what it received), yet the report counts them dropped,
+    exactly the frames the server is missing, with a warning per stream and a total."""
+    caplog.set_level(logging.WARNING, "pitwire.agent")
+    port = free_port()
+    agent = Agent(
+        SimSource(cars=20, seed=3, rate_hz=60, duration=3, realtime=False),
+        server=f"ws://127.0.0.1:{port}",
+        session="outage",
+        spool_dir=tmp_path,
+        spool_max=150_000,
+    )
+    running = asyncio.create_task(agent.run(drain_timeout=30))
+    try:
+        async with asyncio.timeout(20):
+            while agent.frames_sent < 3600:  # noqa: ASYNC110
+                await asyncio.sleep(0.02)
+        async with server_on(port) as srv:
+            report = await running
+            await srv.app.state.persistence.flush()
+            stored = 0
+            for k in range(1, 21):
+                stored += (
+                    await srv.store.read_frames(
+                        session_id=SessionId("outage"), stream_id=StreamId(f"car-{k}")
+                    )
+                ).n
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+    assert report.dropped > 0 and report.unacked == 0
+    assert stored == report.frames_sent - report.dropped
+    lines = [r.getMessage() for r in caplog.records if "spool full" in r.getMessage()]
+    per_stream = [m for m in lines if m.startswith("dropped ")]
+    assert 0 < len(per_stream) <= 20  # within 5 s: at most one line per stream
+    assert sum(int(m.split()[1]) for m in per_stream) <= report.dropped
+    assert f"session outage: {report.dropped} frames in all were dropped" in lines[-1]
+
+
+def test_spools_of_earlier_runs_are_matched_and_named_without_passwords(tmp_path, caplog):
+    """Spools earlier runs left (older versions kept the password in them) are resumed for
+    the same server whatever its password, and those for another server are named with the
+    password masked, with how to discard them."""
+    from pitwire.agent.spool import Spool
+    from pitwire.protocol.messages import ChannelDesc
+    from support import ScriptedSource
+
+    caplog.set_level(logging.WARNING, "pitwire.agent")
+    for session, server in (("same", "127.0.0.1:9"), ("other", "other.example:1")):
+        spool = Spool(tmp_path / session)
+        spool.server = f"ws://bob:S3cretPW@{server}/ws/ingest"  # as older versions wrote it
+        spool.note_session(session=session, track="", source="sim", started_ns=0)
+        spool.note_stream("car-1", id=1, channels=[ChannelDesc(id=0, name="x")], driver="", car="")
+        spool.keep("car-1", 9, b"\0" * 64, 10)
+        spool.close()
+    agent = Agent(
+        ScriptedSource([]),
+        server="ws://bob:N3wPW@127.0.0.1:9",
+        session="new",
+        spool_dir=tmp_path,
+    )
+    try:
+        assert agent.report().resumed == ["same"]
+    finally:
+        for leg in agent._legs:
+            assert leg.spool is not None
+            leg.spool.close()
+    assert (
+        f"spool {tmp_path / 'other'} holds 10 unsent frames of session other for "
+        "ws://bob:***@other.example:1/ws/ingest" in caplog.text
+    )
+    assert f"pitwire agent --discard-spool other --spool-dir {tmp_path}" in caplog.text
+    assert "S3cretPW" not in caplog.text and "N3wPW" not in caplog.text
+
+
+def test_an_unusable_server_url_is_refused_before_a_spool_is_made(tmp_path):
+    """Agent raises ValueError for a server URL it cannot use, before making any spool."""
+    from support import ScriptedSource
+
+    for server in ("ftp://127.0.0.1:8611", "ws://127.0.0.1:99999"):
+        with pytest.raises(ValueError, match=r"is not supported|from 1 to 65535"):
+            Agent(ScriptedSource([]), server=server, session="bad", spool_dir=tmp_path / "sp")
+    assert not (tmp_path / "sp").exists()

@@ -80,7 +80,7 @@ def test_agent_with_a_bad_session_exits_2(session):
 @pytest.mark.parametrize(
     ("db", "needle"),
     [
-        ("postgresql://user:hunter2@db.example/pitwire", "scheme 'postgresql'"),
+        ("mysql://user:hunter2@db.example/pitwire", "scheme 'mysql'"),
         ("data/pitwire.db", "a URL without a scheme"),
     ],
 )
@@ -124,3 +124,97 @@ def test_agent_replay_of_a_missing_capture_exits_2(tmp_path):
     )
     assert code == 2
     assert "cannot read the raw capture" in out
+
+
+def test_serve_with_an_unreachable_database_exits_2_in_one_line():
+    """serve whose PostgreSQL refuses connections exits 2 with one error line naming the
+    database and what to check, not a traceback."""
+    from support import free_tcp_port
+
+    code, out = run(
+        "serve",
+        "--db",
+        f"postgresql://pit:hunter2@127.0.0.1:{free_tcp_port()}/test",
+        "--port",
+        "0",
+        "--spool-dir",
+        "off",
+    )
+    assert code == 2, out
+    assert "cannot open the store" in out and "Check --db" in out
+    assert "Traceback" not in out and "hunter2" not in out
+
+
+@pytest.mark.parametrize(
+    ("server", "needle"),
+    [
+        ("ftp://127.0.0.1:8611", "--server 'ftp://127.0.0.1:8611': the scheme 'ftp' is not"),
+        ("ws://127.0.0.1:99999", "the port must be a number from 1 to 65535"),
+        ("ws://:8000", "names no host"),
+        ("pitwall", "has no port"),
+    ],
+)
+def test_agent_with_an_unusable_server_url_exits_2_before_anything_starts(tmp_path, server, needle):
+    """agent --server that is not ws(s)/http(s) with a host and a port 1-65535 (or
+    host:port) exits 2 with the reason, before the banner and without making a spool."""
+    code, out = run("agent", "--server", server, "--spool-dir", str(tmp_path / "spool"))
+    assert code == 2, out
+    assert needle in out
+    assert "agent: source" not in out and "Traceback" not in out
+    assert not (tmp_path / "spool").exists()
+
+
+@pytest.mark.parametrize("session", ["", " "])
+def test_agent_with_an_empty_session_exits_2(session):
+    """agent --session "" is refused rather than silently replaced by the default id."""
+    code, out = run("agent", "--session", session)
+    assert code == 2
+    assert "--session is empty" in out
+
+
+def test_agent_spool_folder_errors_name_the_folder_and_suggest_spool_dir(tmp_path):
+    """A spool folder that cannot be made (here under a file) exits 2 naming it and pointing
+    to --spool-dir, without the hint meant for two agents of one session."""
+    (tmp_path / "file").write_text("x")
+    code, out = run(
+        *("agent", "--session", "s1", "--spool-dir", str(tmp_path / "file")),
+        *("--server", "ws://127.0.0.1:9", "--duration", "0.1"),
+    )
+    assert code == 2, out
+    assert f"cannot use spool directory {tmp_path / 'file' / 's1'}" in out
+    assert "--spool-dir" in out and "two agents" not in out
+
+
+def test_agent_shows_the_server_url_without_its_password(tmp_path, live_server):
+    """The agent's banner and report show --server with its password masked, and its spool
+    does not keep it."""
+    srv, _ = live_server
+    url = srv.url.replace("http://", "ws://bob:S3cretPW@")
+    code, out = run(
+        *("agent", "--session", "pw", "--spool-dir", str(tmp_path), "--server", url),
+        *("--cars", "1", "--duration", "0.2"),
+    )
+    assert code == 0, out
+    assert "→ ws://bob:***@127.0.0.1:" in out
+    assert "S3cretPW" not in out
+
+
+def test_agent_discard_spool_deletes_a_sessions_spool(tmp_path):
+    """agent --discard-spool ID deletes that session's spool folder (saying how many frames
+    were never sent and for which server) and exits; a missing one exits 2."""
+    from pitwire.agent.spool import Spool
+    from pitwire.protocol.messages import ChannelDesc
+
+    with Spool(tmp_path / "old", server="ws://bob:S3cretPW@gone:1/ws/ingest") as spool:
+        spool.note_session(session="old", track="", source="sim", started_ns=0)
+        spool.note_stream("car-1", id=1, channels=[ChannelDesc(id=0, name="x")], driver="", car="")
+        spool.keep("car-1", 9, b"\0" * 64, 10)
+    code, out = run("agent", "--discard-spool", "old", "--spool-dir", str(tmp_path))
+    assert code == 0, out
+    assert "discarded the spool" in out and "10 frames never sent" in out
+    assert "ws://bob:***@gone:1" in out and "S3cretPW" not in out
+    assert not (tmp_path / "old").exists()
+    code, out = run("agent", "--discard-spool", "old", "--spool-dir", str(tmp_path))
+    assert code == 2 and "no spool in" in out
+    code, out = run("agent", "--discard-spool", "../x", "--spool-dir", str(tmp_path))
+    assert code == 2 and "is not a session id" in out

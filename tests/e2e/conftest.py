@@ -135,8 +135,13 @@ def run_demo(workdir: Path, cars: int) -> Iterator[Demo]:
     log = workdir / "demo-stderr.log"
     db = f"sqlite:///{workdir / 'pw.db'}"
     cmd = [sys.executable, "-m", "pitwire", "demo", "--port", "0", "--cars", str(cars), "--db", db]
+    # A spool folder in the environment (as docs/agent.md suggests) must not stop the demo's
+    # own agent, which runs without one.
+    env = {**os.environ, "PITWIRE_SPOOL_DIR": str(workdir / "agent-spool")}
     with log.open("wb") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, env=env
+        )
     try:
         url = _read_url(proc, log)
         yield Demo(url, proc, log)

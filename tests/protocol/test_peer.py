@@ -4,6 +4,7 @@ directly and, where both ends exist, wired back to back (AgentPeer into IngestPe
 from __future__ import annotations
 
 import json
+import logging
 import math
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 
 from pitwire.model.channels import Channel, ChannelSet
 from pitwire.protocol import PROTOCOL_VERSION, frames, messages
+from pitwire.protocol.keeper import KeptStream, MemoryKeeper
 from pitwire.protocol.messages import Ack, Advertise, ServerInfo, Status, Subscribe
 from pitwire.protocol.peer import (
     CAPABILITIES,
@@ -20,6 +22,7 @@ from pitwire.protocol.peer import (
     AgentPeer,
     CloseRequested,
     DataReceived,
+    FramesDropped,
     IngestPeer,
     StatusReceived,
     StreamsAdvertised,
@@ -465,14 +468,35 @@ def test_agent_reconnect_resends_only_unacked_frames():
     agent.send_batch("car-1", car_batch(30, 10))
     assert agent.outgoing() == []
     agent.connection_made()
+    handshake = agent.outgoing()
+    assert [type(m) for m in texts(handshake)] == [messages.Hello, Advertise]
+    agent.receive_text(messages.encode(Ack(stream=1, seq=9)))  # the server's resume point
     out = agent.outgoing()
-    assert [type(m) for m in texts(out)] == [messages.Hello, Advertise]
     assert [(d.seq, d.n) for d in datas(out)] == [(10, 10), (20, 10), (30, 10)]
     # A fresh ingest peer receives them as a contiguous continuation.
     fresh = IngestPeer()
-    feed(fresh, out)
+    feed(fresh, handshake + out)
     got = [e for e in fresh.events() if isinstance(e, DataReceived)]
     assert [e.seq for e in got] == [10, 20, 30]
+
+
+def test_agent_sends_no_data_on_a_new_connection_before_the_streams_ack():
+    """On every (re)connection a stream's frames wait for its ack on that connection (the
+    resume point): until then nothing of it is sent, neither kept frames nor new ones."""
+    agent, _ = connected_pair("car-1", "car-2")
+    agent.send_batch("car-1", car_batch(0, 10))
+    agent.outgoing()
+    agent.connection_lost()
+    agent.connection_made()
+    agent.send_batch("car-1", car_batch(10, 10))
+    agent.send_batch("car-2", car_batch(0, 10))
+    assert datas(agent.outgoing()) == [] and not agent.backlog
+    agent.receive_text(messages.encode(Ack(stream=2, seq=-1)))
+    assert [(d.group, d.seq) for d in datas(agent.outgoing())] == [(2, 0)]
+    agent.send_batch("car-1", car_batch(20, 10))
+    assert datas(agent.outgoing()) == []
+    agent.receive_text(messages.encode(Ack(stream=1, seq=-1)))
+    assert [(d.group, d.seq) for d in datas(agent.outgoing())] == [(1, 0), (1, 10), (1, 20)]
 
 
 def test_agent_connection_lost_discards_unsent_output():
@@ -516,6 +540,98 @@ def test_agent_max_unacked_keeps_one_batch_even_if_it_is_larger():
     agent = new_agent(max_unacked=5)
     agent.send_batch("car-1", car_batch(0, 10))
     assert (agent.dropped, agent.unacked_frames) == (0, 10)
+
+
+def online_agent(max_unacked: int = 25) -> AgentPeer:
+    """An agent with a small memory keeper, connected, past car-1's resume ack (-1)."""
+    agent = new_agent(max_unacked=max_unacked)
+    agent.connection_made()
+    agent.outgoing()
+    agent.receive_text(messages.encode(Ack(stream=1, seq=-1)))
+    agent.events()
+    assert agent.outgoing() == [] and not agent.backlog  # caught up: new frames go out live
+    return agent
+
+
+def lost(agent: AgentPeer) -> list[tuple[int, int, int]]:
+    """(first, last, n) of the FramesDropped events the agent emitted."""
+    return [(e.first, e.last, e.n) for e in agent.events() if isinstance(e, FramesDropped)]
+
+
+def test_agent_frames_dropped_after_being_sent_are_not_lost_once_acked():
+    """Frames the keeper drops while they only wait for their ack (sent on this connection)
+    leave ``dropped`` when an ack on the connection covers them: the server stored them."""
+    agent = online_agent()
+    for i in range(4):
+        agent.send_batch("car-1", car_batch(i * 10, 10))
+    assert [d.seq for d in datas(agent.outgoing())] == [0, 10, 20, 30]
+    assert agent.dropped == agent.keeper.dropped == 20  # not acknowledged yet
+    agent.receive_text(messages.encode(Ack(stream=1, seq=14)))
+    assert (agent.dropped, agent.recovered) == (5, 15)  # 0..14 stored, 15..19 not yet known
+    agent.receive_text(messages.encode(Ack(stream=1, seq=39)))
+    assert (agent.dropped, agent.recovered, agent.keeper.dropped) == (0, 20, 20)
+    agent.settle()
+    assert lost(agent) == []
+
+
+def test_agent_frames_dropped_before_being_sent_stay_lost_when_an_ack_passes_them():
+    """Frames dropped before they were sent (here while offline) are lost even though the
+    server later acks past their seqs (it acks what it received): one FramesDropped per
+    dropped batch, with its seqs and the keeper's reason."""
+    agent = online_agent()
+    agent.connection_lost()
+    for i in range(4):
+        agent.send_batch("car-1", car_batch(i * 10, 10))
+    events = [e for e in agent.events() if isinstance(e, FramesDropped)]
+    assert [(e.first, e.last, e.n) for e in events] == [(0, 9, 10), (10, 19, 10)]
+    assert events[0].reason == "queue full (25 frames kept in memory)"
+    assert not events[0].provisional
+    agent.connection_made()
+    agent.receive_text(messages.encode(Ack(stream=1, seq=-1)))
+    assert [d.seq for d in datas(agent.outgoing())] == [20, 30]
+    agent.receive_text(messages.encode(Ack(stream=1, seq=39)))
+    assert (agent.dropped, agent.recovered) == (20, 0)
+
+
+def test_agent_frames_dropped_of_a_stream_never_acked_are_lost_with_provisional_seqs():
+    """Frames dropped before the stream's first ack were never sent: lost, and reported with
+    their provisional seqs."""
+    agent = new_agent(max_unacked=25)
+    for i in range(3):
+        agent.send_batch("car-1", car_batch(i * 10, 10))
+    (event,) = [e for e in agent.events() if isinstance(e, FramesDropped)]
+    assert (event.first, event.last, event.n, event.provisional) == (0, 9, 10, True)
+
+
+def test_agent_resume_ack_of_the_next_connection_settles_frames_dropped_awaiting_acks():
+    """Frames sent on a connection that broke before their ack, then dropped: the next
+    connection's resume ack (what the server received before it) shows which were stored;
+    the rest are lost, and later acks on the new connection do not bring them back."""
+    agent = online_agent()
+    for i in range(4):
+        agent.send_batch("car-1", car_batch(i * 10, 10))
+    agent.outgoing()
+    agent.connection_lost()
+    agent.connection_made()
+    agent.receive_text(messages.encode(Ack(stream=1, seq=9)))  # 0..9 arrived, 10..19 not
+    assert (agent.dropped, agent.recovered) == (10, 10)
+    assert lost(agent) == [(10, 19, 10)]
+    assert [d.seq for d in datas(agent.outgoing())] == [20, 30]
+    agent.receive_text(messages.encode(Ack(stream=1, seq=39)))
+    assert (agent.dropped, agent.recovered) == (10, 10)
+
+
+def test_agent_settle_reports_dropped_frames_still_waiting_for_their_ack():
+    """When the agent stops, dropped frames that were sent but never acknowledged are
+    reported lost."""
+    agent = online_agent()
+    for i in range(4):
+        agent.send_batch("car-1", car_batch(i * 10, 10))
+    agent.outgoing()
+    assert lost(agent) == []
+    agent.settle()
+    assert lost(agent) == [(0, 19, 20)]  # adjacent drops are one range
+    assert agent.dropped == 20
 
 
 def test_agent_add_stream_while_connected_advertises_again():
@@ -606,3 +722,198 @@ def test_agent_channel_set_with_f8_channel_round_trips_through_ingest():
     [ev] = ingest.events()
     assert isinstance(ev, DataReceived) and ev.batch.equals(batch)
     assert ev.batch.columns["a"].dtype == np.float64
+
+
+# --- AgentPeer with a keeper --------------------------------------------------------------
+
+
+class RecordingKeeper(MemoryKeeper):
+    """A MemoryKeeper that logs the peer's calls and can pretend to be a reopened spool."""
+
+    def __init__(self, restored: list[KeptStream] | None = None) -> None:
+        super().__init__()
+        self.calls: list[tuple[object, ...]] = []
+        self._restored = restored or []
+
+    def restored(self) -> list[KeptStream]:
+        return self._restored
+
+    def note_stream(self, stream, *, id, channels, driver, car):  # type: ignore[no-untyped-def]
+        self.calls.append(("note_stream", stream, id, [c.name for c in channels], driver))
+
+    def rebase(self, stream: str, shift: int) -> None:
+        self.calls.append(("rebase", stream, shift))
+        super().rebase(stream, shift)
+
+    def release(self, stream: str, upto: int) -> None:
+        self.calls.append(("release", stream, upto))
+        super().release(stream, upto)
+
+
+def test_agent_keeps_frames_in_its_keeper_and_tells_it_of_streams_rebase_and_acks():
+    """The peer declares its streams to the keeper, keeps every frame there, rebases a
+    stream's frames on its first ack and releases them on later acks."""
+    keeper = RecordingKeeper()
+    agent = AgentPeer(session="s1", streams=[("car-1", car_channels(), "A", "")], keeper=keeper)
+    agent.send_batch("car-1", car_batch(0, 10))
+    assert keeper.frames == agent.unacked_frames == 10
+    agent.connection_made()
+    agent.receive_text(messages.encode(Ack(stream=1, seq=41)))
+    assert [d.seq for d in datas(agent.outgoing())] == [42]
+    agent.receive_text(messages.encode(Ack(stream=1, seq=51)))
+    assert keeper.calls == [
+        ("note_stream", "car-1", 1, list(car_channels()), "A"),
+        ("rebase", "car-1", 42),
+        ("release", "car-1", 51),
+    ]
+    assert agent.unacked_frames == 0
+
+
+def restored_frame(seq: int, n: int) -> bytes:
+    """A frame of stream id 3 with channel ids 10.. as an earlier run encoded it."""
+    batch = car_batch(seq, n)
+    cols = [(i + 10, col) for i, col in enumerate(batch.columns.values())]
+    return frames.serialize(group=3, seq=seq, t_ns=batch.t_ns, columns=cols)
+
+
+def restored_keeper(next_seq: int = 120, acked: int = 99) -> RecordingKeeper:
+    """A keeper as an earlier run left it: stream car-7 (id 3, channel ids 10..) synced, its
+    frames acked up to ``acked`` and kept from there up to ``next_seq`` - 1 (batches of 10)."""
+    restored = KeptStream(
+        stream="car-7",
+        id=3,
+        channels=[channel_desc(i + 10, c) for i, c in enumerate(car_channels().values())],
+        driver="Old",
+        next_seq=next_seq,
+        synced=True,
+        acked=acked,
+    )
+    keeper = RecordingKeeper([restored])
+    for seq in range(acked + 1, next_seq, 10):
+        keeper.keep("car-7", seq + 9, restored_frame(seq, 10), 10)
+    return keeper
+
+
+def test_agent_continues_streams_its_keeper_restored_after_the_connections_ack():
+    """Streams a keeper restores (a spool of an earlier run) keep their stream and channel
+    ids and numbering: on connecting, once the server acks what it stores, their kept frames
+    are re-sent and new frames follow them; new streams and channels get the next free ids."""
+    keeper = restored_keeper()
+    extra = ChannelSet([*car_channels().values(), Channel(name="boost")])
+    agent = AgentPeer(session="s1", streams=[("car-1", extra, "", "")], keeper=keeper)
+    assert agent.next_seq("car-7") == 120 and agent.acked == {"car-7": 99}
+    agent.connection_made()
+    out = agent.outgoing()
+    adv = texts(out)[1]
+    assert isinstance(adv, Advertise)
+    assert [(s.id, s.stream, s.driver) for s in adv.streams] == [
+        (3, "car-7", "Old"),
+        (4, "car-1", ""),
+    ]
+    assert adv.streams[0].channels == list(range(10, 15))
+    assert adv.streams[1].channels == [*range(10, 15), 15]
+    assert datas(out) == []
+    agent.receive_text(messages.encode(Ack(stream=3, seq=99)))
+    out += agent.outgoing()
+    assert [(d.group, d.seq) for d in datas(out)] == [(3, 100), (3, 110)]
+    agent.send_batch("car-7", car_batch(20, 5))
+    live = agent.outgoing()
+    [df] = datas(live)
+    assert (df.group, df.seq, sorted(df.columns)) == (3, 120, list(range(10, 15)))
+    # A fresh ingest peer decodes the restored stream's old and new frames alike.
+    ingest = IngestPeer()
+    feed(ingest, out + live)
+    got = [e for e in ingest.events() if isinstance(e, DataReceived)]
+    assert [(e.stream, e.seq) for e in got] == [("car-7", 100), ("car-7", 110), ("car-7", 120)]
+    assert got[2].batch.equals(car_batch(20, 5))
+
+
+@pytest.mark.parametrize("stored", [124, 199])
+def test_agent_moves_frames_numbered_past_what_it_knew_when_the_server_holds_those_seqs(
+    stored, caplog
+):
+    """A restored stream's numbering can lag what the server stores (frames an earlier run
+    sent but its spool lost: a failed write, a power cut): when the connection's ack reports
+    seqs past any the agent knew of, the frames it numbered since move to follow them (with
+    a warning) and are sent only then; the restored ones are acked, nothing is stored twice
+    and no seq is reused."""
+    caplog.set_level(logging.WARNING, "pitwire.protocol")
+    keeper = restored_keeper()
+    agent = AgentPeer(session="s1", streams=[], keeper=keeper)
+    agent.connection_made()
+    agent.outgoing()
+    agent.send_batch("car-7", car_batch(120, 10))  # numbered 120..129 before the ack
+    agent.send_batch("car-7", car_batch(130, 10))
+    assert datas(agent.outgoing()) == []
+    agent.receive_text(messages.encode(Ack(stream=3, seq=stored)))
+    sent = datas(agent.outgoing())
+    assert [(d.seq, d.n) for d in sent] == [(stored + 1, 10), (stored + 11, 10)]
+    np.testing.assert_array_equal(sent[0].columns[14], car_batch(120, 10).columns["packet_id"])
+    assert agent.next_seq("car-7") == stored + 21
+    assert agent.send_batch("car-7", car_batch(140, 5)) == stored + 21
+    assert agent.unacked_frames == 25 and agent.acked == {"car-7": stored}
+    assert f"server stores frames of stream car-7 up to seq {stored}" in caplog.text
+
+
+def test_agent_an_ack_past_every_seq_it_numbered_moves_its_numbering_past_it(caplog):
+    """An ack of seqs the agent never numbered (the server holds frames of the stream it
+    does not know of) moves the numbering past it, so new frames do not reuse those seqs."""
+    caplog.set_level(logging.WARNING, "pitwire.protocol")
+    agent, _ = connected_pair("car-1")
+    for i in range(3):
+        agent.send_batch("car-1", car_batch(i * 10, 10))
+    agent.outgoing()
+    agent.receive_text(messages.encode(Ack(stream=1, seq=49)))
+    assert (agent.unacked_frames, agent.next_seq("car-1")) == (0, 50)
+    assert agent.send_batch("car-1", car_batch(30, 10)) == 50
+    assert [d.seq for d in datas(agent.outgoing())] == [50]
+    assert "up to seq 49" in caplog.text
+
+
+def test_agent_with_max_out_bytes_resends_in_parts_in_order_and_once():
+    """With ``max_out_bytes`` a large backlog is re-sent a part per ``outgoing()`` while
+    ``backlog`` is true; frames queued meanwhile follow the older ones; none is sent twice."""
+    agent = AgentPeer(
+        session="s1",
+        streams=[(car, car_channels(), "", "") for car in ("car-1", "car-2")],
+        max_out_bytes=2000,
+    )
+    for i in range(20):
+        for car in ("car-1", "car-2"):
+            agent.send_batch(car, car_batch(i * 10, 10))
+    size = len(next(iter(agent.keeper.pending({"car-1": -1})))[2])
+    agent.connection_made()
+    agent.outgoing()
+    agent.receive_text(messages.encode(Ack(stream=1, seq=-1)))
+    agent.receive_text(messages.encode(Ack(stream=2, seq=-1)))
+    got: dict[int, list[int]] = {1: [], 2: []}
+    parts = 0
+    while True:
+        out = datas(agent.outgoing())
+        assert len(out) * size <= 2000 + size
+        for d in out:
+            got[d.group].append(d.seq)
+        parts += 1
+        if parts == 3:  # new frames while re-sending wait for the older ones
+            agent.send_batch("car-1", car_batch(200, 10))
+        if not agent.backlog:
+            break
+    assert parts > 5
+    assert got == {1: list(range(0, 210, 10)), 2: list(range(0, 200, 10))}
+    agent.send_batch("car-1", car_batch(210, 10))
+    assert [d.seq for d in datas(agent.outgoing())] == [210]
+
+
+def test_agent_with_max_out_bytes_sends_live_frames_past_the_limit_from_the_keeper():
+    """Connected and caught up, frames past ``max_out_bytes`` not yet drained wait in the
+    keeper and come out, in order, on the next ``outgoing()`` calls."""
+    agent, _ = connected_pair("car-1")
+    agent.max_out_bytes = 1500
+    for i in range(10):
+        agent.send_batch("car-1", car_batch(i * 10, 10))
+    sent: list[int] = []
+    while True:
+        sent += [d.seq for d in datas(agent.outgoing())]
+        if not agent.backlog:
+            break
+    assert sent == list(range(0, 100, 10))

@@ -35,6 +35,14 @@ STATS_KEYS = {
     "stored_frames",
     "buffered_frames",
     "failed_writes",
+    "healthy",
+    "rejected_frames",
+    "spooling",
+    "spooled_frames",
+    "spool_bytes",
+    "spool_max_bytes",
+    "spool_full",
+    "spool_dir",
     "viewers",
     "rss_bytes",
 }
@@ -140,3 +148,65 @@ async def test_sessions_answer_503_json_when_the_store_is_unavailable():
             assert r.headers["content-type"] == "application/json"
             error = json.loads(r.text)["error"]
             assert "store unavailable" in error and "connection refused" in error
+
+
+async def test_session_detail_reports_completeness_per_stream_and_lap():
+    """GET /api/sessions/{id} gives frames expected vs received per stream and lap, and each
+    gap with its kind, time range and missing frames."""
+    import numpy as np
+
+    from pitwire.model.frames import FrameBatch
+    from pitwire.model.ids import StreamId
+    from pitwire.model.records import LapInfo, SessionInfo, StreamInfo
+    from support import car_channels
+
+    dt, t0 = 10_000_000, 1_700_000_000_000_000_000  # 100 Hz
+    store = MemoryStore()
+    await store.open()
+    cset = car_channels()
+    await store.put_session(SessionInfo(session_id="gappy", started_ns=t0))
+    await store.put_stream(
+        SessionId("gappy"), StreamInfo(stream_id="car", channels=list(cset.values()))
+    )
+
+    def batch(times: np.ndarray) -> FrameBatch:
+        return FrameBatch(
+            times.astype(np.int64),
+            {n: np.zeros(len(times), c.dtype) for n, c in cset.items()},
+        )
+
+    # seqs 0-99 at 100 Hz; seqs 100-109 lost (a seq gap); seqs 110-209 with a 1 s pause
+    # after seq 159 (a time gap: the source stopped, ~99 frames never numbered).
+    first = t0 + dt * np.arange(100)
+    second = t0 + dt * np.arange(110, 210)
+    second[50:] += 1_000_000_000
+    for seq, times in ((0, first), (110, second)):
+        await store.write_chunk(
+            session_id=SessionId("gappy"),
+            stream_id=StreamId("car"),
+            first_seq=seq,
+            batch=batch(times),
+        )
+    await store.put_lap(
+        SessionId("gappy"),
+        LapInfo(stream_id="car", lap=1, t0_ns=int(first[0]), t1_ns=int(second[-1]), frames=200),
+    )
+    async with running_server(store=store) as srv:
+        body = (await get(srv.url, "/api/sessions/gappy")).json()
+    c = body["completeness"]
+    (car,) = c["streams"]
+    assert car["stream_id"] == "car" and car["period_ns"] == dt
+    seq_gap, time_gap = car["gaps"]
+    assert seq_gap == {
+        "kind": "seq",
+        "t0_ns": int(first[-1]),
+        "t1_ns": int(second[0]),
+        "missing": 10,
+        "first_seq": 100,
+        "last_seq": 109,
+    }
+    assert time_gap["kind"] == "time" and time_gap["missing"] == 100
+    assert (time_gap["t0_ns"], time_gap["t1_ns"]) == (int(second[49]), int(second[50]))
+    assert car["received"] == 200 and car["expected"] == 310
+    assert car["laps"] == [{"lap": 1, "expected": 310, "received": 200}]
+    assert c["received"] == 200 and c["expected"] == 310 and c["ratio"] == round(200 / 310, 6)

@@ -104,6 +104,24 @@ async def test_a_server_that_is_not_running_fails_clearly(tmp_path):
         await import_recording(path, server="ws://127.0.0.1:9")
 
 
+@pytest.mark.parametrize(
+    ("server", "needle"),
+    [
+        ("ws://bob:hunter2@127.0.0.1:9", "cannot reach the server at ws://bob:***@127.0.0.1:9"),
+        ("ws://127.0.0.1:99999", "the port must be a number from 1 to 65535"),
+        ("ftp://127.0.0.1:8000", "is not supported"),
+    ],
+)
+async def test_a_bad_or_unreachable_server_is_named_without_its_password(tmp_path, server, needle):
+    """A server URL that is unusable or unreachable fails with ImportFailed saying why, and
+    never shows a password."""
+    path = tmp_path / "race.pwr"
+    simulate(path, cars=1, seconds=1.0)
+    with pytest.raises(ImportFailed) as caught:
+        await import_recording(path, server=server)
+    assert needle in str(caught.value) and "hunter2" not in str(caught.value)
+
+
 async def test_frames_not_acknowledged_are_reported_when_the_server_goes_away(tmp_path):
     """A server that stops mid-import leaves frames unacknowledged: the report says so
     after the stall timeout instead of hanging."""

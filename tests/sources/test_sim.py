@@ -132,7 +132,8 @@ async def test_realtime_catches_up_after_a_stall_without_skipping() -> None:
             if time.perf_counter() - t0 >= 0.6:
                 break
     assert packets == list(range(len(packets)))
-    assert 24 <= len(packets) <= 36  # 0.6 s x 50 Hz, stall included
+    # 0.6 s x 50 Hz = 30, stall included; the margin is for a loaded machine (CI shares it)
+    assert 20 <= len(packets) <= 40
 
 
 async def test_duration_ends_the_iteration() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -20,6 +21,7 @@ from rich.logging import RichHandler
 
 from pitwire import __version__
 from pitwire.cli.options import (
+    DEFAULT_SPOOL_MAX,
     AcSubscribe,
     Bind,
     Cars,
@@ -27,14 +29,19 @@ from pitwire.cli.options import (
     GameHost,
     Ibt,
     MapFile,
+    NoSpool,
     OutsimOpts,
     PollRate,
     Rate,
     RecordRaw,
     ReplayRaw,
     Seed,
+    SpoolDir,
+    SpoolMax,
     UdpPort,
+    parse_size,
     source_options,
+    spool_options,
 )
 
 if TYPE_CHECKING:
@@ -81,18 +88,25 @@ def main(
 
 Host = Annotated[str, typer.Option(help="Address to bind (127.0.0.1 = this machine only).")]
 Port = Annotated[int, typer.Option(help="TCP port (0 = any free port).", min=0, max=65535)]
-Db = Annotated[str, typer.Option(help="Store URL: sqlite:///path.db or memory://.")]
+Db = Annotated[
+    str,
+    typer.Option(
+        help="Store URL: sqlite:///path.db, postgresql://user@host:5432/db[?schema=NAME] "
+        "or memory://."
+    ),
+]
 LogLevel = Annotated[str, typer.Option(help="debug, info, warning or error.")]
 
 
 def _make_app(db: str, **options: Any) -> FastAPI:
     """The server app on store ``db``; a bad store URL ends the command with a message."""
     from pitwire.server.app import create_app
+    from pitwire.server.spool import SpoolError
     from pitwire.store.base import StoreError
 
     try:
         return create_app(db, **options)
-    except StoreError as exc:
+    except (StoreError, SpoolError) as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
 
@@ -100,9 +114,16 @@ def _make_app(db: str, **options: Any) -> FastAPI:
 def _run(app_: FastAPI, host: str, port: int, ready: Callable[[str], None], hint: str) -> None:
     """Serve until Ctrl+C or SIGTERM; a port that cannot be bound ends with ``hint``."""
     from pitwire.server.app import serve as run_server
+    from pitwire.store.base import StoreError
 
     try:
         asyncio.run(run_server(app_, host, port, on_ready=ready, log_level="warning"))
+    except StoreError as exc:
+        console.print(
+            f"[red]error:[/] cannot open the store: {exc}. Check --db (is the database "
+            "running and reachable, does it exist, may this user connect?)"
+        )
+        raise typer.Exit(2) from None
     except OSError as exc:
         console.print(
             f"[red]error:[/] cannot listen on {host}:{port}: {exc.strerror or exc}. {hint}"
@@ -120,14 +141,48 @@ def serve(
     lag_limit: Annotated[
         float, typer.Option(help="Close a viewer that lags this long (seconds).", min=0.1)
     ] = 10.0,
+    spool_dir: Annotated[
+        str,
+        typer.Option(
+            help="Where frames wait on disk while the store is unavailable: a folder (one per "
+            "server), 'auto' (beside an SQLite file: <db>.spool; for other stores "
+            "~/.local/state/pitwire/server-spool/<store>; none for memory://) or 'off' "
+            "(frames wait in memory)."
+        ),
+    ] = "auto",
+    spool_max: Annotated[
+        str,
+        typer.Option(
+            help="Largest spool on disk (e.g. 500MB, 4GB); past it frames stay unacknowledged "
+            "and agents keep them."
+        ),
+    ] = "4GB",
     log_level: LogLevel = "info",
 ) -> None:
     """Run the server: ingest, live fan-out, storage, REST and the dashboard."""
     _logging(log_level)
-    server_app = _make_app(db, lag_limit=lag_limit)
+    try:
+        spool_bytes = parse_size(spool_max)
+        if spool_bytes <= 0:
+            raise ValueError(f"{spool_max!r} is not a positive size")
+    except ValueError as exc:
+        console.print(f"[red]error:[/] --spool-max: {exc}")
+        raise typer.Exit(2) from None
+    server_app = _make_app(
+        db,
+        lag_limit=lag_limit,
+        spool_dir=None if spool_dir == "off" else spool_dir,
+        spool_max=spool_bytes,
+    )
 
     def ready(url: str) -> None:
-        console.print(f"pitwire {__version__} serving on [bold]{url}[/] (store {db})")
+        spool = server_app.state.persistence.spool
+        where = f", spool {spool.directory}" if spool is not None else ""
+        from pitwire.store import safe_url
+
+        console.print(
+            f"pitwire {__version__} serving on [bold]{url}[/] (store {safe_url(db)}{where})"
+        )
         console.print(f"  dashboard {url}/   API docs {url}/docs   agents ws{url[4:]}/ws/ingest")
         print(f"PITWIRE_URL={url}/", flush=True)
 
@@ -144,13 +199,16 @@ def agent(
             "(a recorded session file, --file)."
         ),
     ] = "sim",
-    server: Annotated[str, typer.Option(help="Server URL.")] = "ws://127.0.0.1:8000",
+    server: Annotated[
+        str, typer.Option(help="Server URL: ws://, wss://, http://, https:// or host:port.")
+    ] = "ws://127.0.0.1:8000",
     session: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="Session id (default: <source>-<time>); a game's next sessions get -2, -3..."
+            help="Session id (default: <source>-<time>); a game's next sessions get -2, -3...",
+            show_default=False,
         ),
-    ] = "",
+    ] = None,
     cars: Cars = 6,
     seed: Seed = 0,
     rate: Rate = 60.0,
@@ -187,16 +245,46 @@ def agent(
     batch_ms: Annotated[
         float, typer.Option(help="Gather frames this long before sending (ms); 0 = at once.")
     ] = 0.0,
+    spool_dir: SpoolDir = None,
+    no_spool: NoSpool = False,
+    spool_max: SpoolMax = DEFAULT_SPOOL_MAX,
+    discard_spool: Annotated[
+        str | None,
+        typer.Option(
+            help="Delete the spool of session ID (its frames are never sent) and exit: for "
+            "spools left for a server that is gone. With --spool-dir if not the default.",
+            metavar="ID",
+            show_default=False,
+        ),
+    ] = None,
     log_level: LogLevel = "info",
 ) -> None:
     """Run a source and stream its frames to a server."""
     _logging(log_level)
     from pitwire.agent.run import Agent
-    from pitwire.agent.uplink import UplinkError
+    from pitwire.agent.spool import SpoolError, SpoolLocked
+    from pitwire.agent.uplink import UplinkError, check_server
     from pitwire.model.ids import ID_PATTERN as SESSION_ID
     from pitwire.sources.base import SourceError
     from pitwire.sources.registry import make_source
+    from pitwire.store import safe_url
 
+    if discard_spool is not None:
+        from pitwire.agent.spool import discard
+
+        try:
+            spool_path, _ = spool_options(spool_dir, False, spool_max, "ws")
+            if spool_path is None or not SESSION_ID.match(discard_spool):
+                raise ValueError(f"--discard-spool: {discard_spool!r} is not a session id")
+            frames, for_server = discard(spool_path / discard_spool)
+        except (SpoolError, ValueError) as exc:
+            console.print(f"[red]error:[/] {exc}")
+            raise typer.Exit(2) from None
+        console.print(
+            f"agent: discarded the spool {spool_path / discard_spool}: {frames} frames never "
+            "sent" + (f" (for {for_server})" if for_server else "")
+        )
+        return
     try:
         capture = source_options(
             source,
@@ -220,6 +308,22 @@ def agent(
     if transport not in ("ws", "http"):
         console.print(f"[red]error:[/] --transport must be ws or http, not {transport!r}")
         raise typer.Exit(2)
+    try:
+        check_server(server)
+    except ValueError as exc:
+        console.print(f"[red]error:[/] --server {exc}")
+        raise typer.Exit(2) from None
+    try:
+        spool_path, spool_bytes = spool_options(spool_dir, no_spool, spool_max, transport)
+    except ValueError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    if session is not None and not session.strip():
+        console.print(
+            "[red]error:[/] --session is empty: give an id, or leave the option out for the "
+            f"default ({source}-<date>-<time>)"
+        )
+        raise typer.Exit(2)
     session = session or f"{source}-{time.strftime('%Y%m%d-%H%M%S')}"
     if not SESSION_ID.match(session):
         console.print(
@@ -240,14 +344,32 @@ def agent(
     except SourceError as exc:
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
-    the_agent = Agent(
-        src,
-        server=server,
-        session=session,
-        transport=transport,  # type: ignore[arg-type]
-        batch_ms=batch_ms,
+    try:
+        the_agent = Agent(
+            src,
+            server=server,
+            session=session,
+            transport=transport,  # type: ignore[arg-type]
+            batch_ms=batch_ms,
+            spool_dir=spool_path,
+            spool_max=spool_bytes,
+        )
+    except SpoolLocked as exc:
+        console.print(f"[red]error:[/] {exc} (two agents streaming the same --session?)")
+        raise typer.Exit(2) from None
+    except SpoolError as exc:
+        console.print(
+            f"[red]error:[/] {exc}; choose a folder the agent can write with --spool-dir "
+            "(or PITWIRE_SPOOL_DIR), or --no-spool"
+        )
+        raise typer.Exit(2) from None
+    except ValueError as exc:
+        console.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    console.print(
+        f"agent: source {source} → {safe_url(server)} session [bold]{session}[/] over "
+        f"{transport}" + (f", spool {spool_path}" if spool_path is not None else "")
     )
-    console.print(f"agent: source {source} → {server} session [bold]{session}[/] over {transport}")
 
     ended: list[bool] = []
 
@@ -279,13 +401,25 @@ def agent(
         console.print(f"[red]error:[/] {exc}")
         raise typer.Exit(2) from None
     r = the_agent.report()
-    stored = r.frames_sent - r.unacked - r.dropped
+    stored = r.frames_sent + r.resent - r.unacked - r.dropped
+    resent = (
+        f"re-sent from the spool of earlier runs {r.resent}"
+        + (f" (sessions {', '.join(r.resumed)})" if r.resumed else "")
+        + ", "
+        if r.resent
+        else ""
+    )
     console.print(
         f"agent: {'source ended' if ended else 'stopped'}. Sessions {', '.join(r.sessions)}; "
         f"frames read {r.frames_in}, repeats dropped {r.duplicates}, sent {r.frames_sent}, "
-        f"acknowledged as stored {stored}, not acknowledged {r.unacked}, "
-        f"dropped (queue full) {r.dropped}"
+        f"{resent}acknowledged as stored {stored}, not acknowledged {r.unacked}, "
+        f"dropped ({'spool' if r.spool else 'queue'} full) {r.dropped}"
     )
+    if r.unacked and r.spool:
+        console.print(
+            f"agent: the {r.unacked} frames not acknowledged are kept in the spool {r.spool}; "
+            f"the agent sends them when it runs again with --server {safe_url(server)}"
+        )
     if stopped and (r.unacked or r.dropped):
         console.print(
             f"[yellow]warning:[/] {r.unacked + r.dropped} frames did not reach the server "
@@ -353,6 +487,7 @@ def demo(
                     ws_url,
                     "--session",
                     session,
+                    "--no-spool",  # its last frames can never be stored: keep no leftovers
                     "--log-level",
                     "error",  # its reconnect warnings at shutdown are noise here,
                 ],
@@ -361,11 +496,15 @@ def demo(
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,
+                # --no-spool: a spool folder from the environment would contradict it.
+                env={k: v for k, v in os.environ.items() if k != "PITWIRE_SPOOL_DIR"},
             )
         )
+        from pitwire.store import safe_url
+
         console.print(
             f"\n[bold green]pitwire demo[/]: {cars} simulated cars, session "
-            f"[bold]{session}[/], store {db}"
+            f"[bold]{session}[/], store {safe_url(db)}"
         )
         console.print(f"  Dashboard: [bold underline]{url}/[/]")
         console.print(f"  API docs:  {url}/docs\n  Press Ctrl+C to stop.\n")

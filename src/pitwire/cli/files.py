@@ -96,7 +96,8 @@ def _open_session_file(path: Path) -> Any:
     from pitwire import sessionfile
 
     if not path.exists():
-        raise _fail(f"no such file: {path}")
+        hint = "" if path.suffix else "; for a stored session add --db URL or --server URL"
+        raise _fail(f"no such file: {path}{hint}")
     if path.is_dir():
         raise _fail(f"{path} is a folder, not a session file (.pwr)")
     with contextlib.suppress(OSError):
@@ -154,22 +155,67 @@ def _json_ready(value: Any) -> Any:
 @app.command()
 @_reflowed
 def inspect(
-    file: Annotated[Path, typer.Argument(metavar="FILE", help="The session file (.pwr).")],
+    target: Annotated[
+        str,
+        typer.Argument(
+            metavar="FILE|SESSION",
+            help="A session file (.pwr), or a stored session's id with --db or --server.",
+        ),
+    ],
+    db: Annotated[
+        str | None,
+        typer.Option(
+            help="Read SESSION from this store (sqlite:///path.db, postgresql://...).",
+            rich_help_panel="Stored sessions",
+        ),
+    ] = None,
+    server: Annotated[
+        str | None,
+        typer.Option(
+            help="Ask this running server about SESSION (http://host:port or host:port).",
+            rich_help_panel="Stored sessions",
+        ),
+    ] = None,
     json_: Annotated[
         bool, typer.Option("--json", help="Print one JSON object (machine output).")
     ] = False,
     gaps: Annotated[int, typer.Option(help="Gaps to list per stream.", min=0)] = 5,
 ) -> None:
-    """Show what a session file holds: streams, laps, completeness and damage.
+    """Show what a session holds: streams, laps, completeness and damage.
 
-    Lists the streams with their channels, frames, duration and completeness (frames against
-    the median rate, gaps), the laps, the state of the index and the damage found. Exits 1
-    when nothing in the file is readable. In --json, a number that is NaN or infinite (a lap
-    time the game got wrong) is null."""
+    For a session file: the streams with their channels, frames, duration and completeness
+    (frames against the median rate, gaps), the laps, the state of the index and the damage
+    found. Exits 1 when nothing in the file is readable.
+
+    For a stored session (--db or --server): per stream the frames received against those
+    expected, and each gap: missing seqs (frames numbered by the agent that never arrived) or
+    pauses in time (frames never sampled), with the laps they fall in.
+
+    In --json, a number that is NaN or infinite (a lap time the game got wrong) is null."""
     import json
+
+    if db is not None or server is not None:
+        from pitwire.cli import stored
+
+        if db is not None and server is not None:
+            raise _fail("give --db or --server, not both")
+        try:
+            detail = (
+                stored.from_db(db, target)
+                if db is not None
+                else stored.from_server(server or "", target)
+            )
+        except stored.InspectError as exc:
+            raise _fail(str(exc), exc.code) from None
+        if json_:
+            typer.echo(json.dumps(_json_ready(detail), indent=1, allow_nan=False))
+        else:
+            stored.show(detail, gaps)
+        return
 
     from pitwire.sources.record import describe
 
+    file = Path(target)
     with _quiet("pitwire.sessionfile"), _open_session_file(file) as reader:  # damage: listed
         if json_:
             d = describe(reader)

@@ -1,8 +1,12 @@
 """Options shared by the commands that run a source (``agent``, ``record``): their flags as
-typed annotations, and the checks that turn them into ``CaptureOptions``."""
+typed annotations, and the checks that turn them into ``CaptureOptions``; the agent's spool
+flags."""
 
 from __future__ import annotations
 
+import os
+import re
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -154,3 +158,99 @@ def capture_options(source: str, **o: Any) -> Any:
         poll_rate=o["poll_rate"],
         decoder_options=decoder_options,
     )
+
+
+def default_spool_dir() -> Path:
+    """The per-user folder for the agent's spool: ``$XDG_STATE_HOME/pitwire/spool``
+    (``~/.local/state/pitwire/spool``) on Linux, ``~/Library/Application Support/pitwire/
+    spool`` on macOS, ``%LOCALAPPDATA%\\pitwire\\spool`` on Windows."""
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Application Support"
+    else:
+        state = os.environ.get("XDG_STATE_HOME", "")
+        base = Path(state) if os.path.isabs(state) else Path.home() / ".local" / "state"
+    return base / "pitwire" / "spool"
+
+
+SpoolDir = Annotated[
+    str | None,  # not a Path: typer would turn "" into "." (the current folder)
+    typer.Option(
+        help="Keep the frames the server has not acknowledged yet in this folder, one "
+        "subfolder per session: they survive a restart or crash of the agent and are sent "
+        "when it runs again. Default: a per-user folder (~/.local/state/pitwire/spool on "
+        "Linux).",
+        envvar="PITWIRE_SPOOL_DIR",
+        show_default=False,
+    ),
+]
+NoSpool = Annotated[
+    bool,
+    typer.Option(
+        "--no-spool",
+        help="Keep unacknowledged frames in memory only (lost when the agent stops).",
+    ),
+]
+SpoolMax = Annotated[
+    str,
+    typer.Option(
+        help="Disk bound of each session's spool, e.g. 512MB or 2GB (at least 16MB); past it "
+        "the oldest unacknowledged frames are dropped (a gap in the session unless the "
+        "server acknowledges them later)."
+    ),
+]
+DEFAULT_SPOOL_MAX = "1GB"
+
+MIN_SPOOL_BYTES = 16 * 10**6
+"""The smallest --spool-max [bytes]: about 30 s of 20 cars at 60 Hz, so that frames waiting
+for their ack (a second or so) are not dropped."""
+_UNITS = {"": 1, "b": 1} | {
+    unit: base**power
+    for power, prefix in enumerate("kmgt", 1)
+    for unit, base in ((prefix, 1024), (prefix + "b", 1000), (prefix + "ib", 1024))
+}
+
+
+def parse_size(text: str) -> int:
+    """Bytes from a size such as ``512MB``, ``2GB``, ``100MiB``, ``1.5G`` or ``4096``: KB, MB,
+    GB and TB are powers of 1000; KiB..TiB and K, M, G, T powers of 1024 (as ``serve
+    --spool-max``); ValueError if malformed."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]*)\s*", text)
+    if m is None or m[2].lower() not in _UNITS:
+        raise ValueError(f"{text!r} is not a size (examples: 512MB, 2GB, 100MiB)")
+    return int(float(m[1]) * _UNITS[m[2].lower()])
+
+
+def spool_options(
+    spool_dir: str | os.PathLike[str] | None, no_spool: bool, spool_max: str, transport: str
+) -> tuple[Path | None, int]:
+    """The agent's spool folder (None: memory) and bound [bytes] from its flags; ValueError
+    names a bad one."""
+    if isinstance(spool_dir, str):
+        if not spool_dir.strip():
+            raise ValueError(
+                "--spool-dir is empty: give a folder, or leave the option out for the "
+                "per-user default"
+            )
+        spool_dir = Path(spool_dir)
+    elif spool_dir is not None:
+        spool_dir = Path(spool_dir)
+    try:
+        max_bytes = parse_size(spool_max)
+    except ValueError as exc:
+        raise ValueError(f"--spool-max: {exc}") from None
+    if max_bytes < MIN_SPOOL_BYTES:
+        raise ValueError(
+            f"--spool-max must be at least 16MB (about 30 s of 20 cars at 60 Hz, so that "
+            f"frames waiting for their acknowledgement are not dropped), not {spool_max!r}"
+        )
+    if no_spool and spool_dir is not None:
+        raise ValueError("--no-spool and --spool-dir (or PITWIRE_SPOOL_DIR) cannot be combined")
+    if transport != "ws":
+        if spool_dir is not None:
+            raise ValueError("--spool-dir applies to --transport ws (http has no acknowledgements)")
+        return None, max_bytes
+    if no_spool:
+        return None, max_bytes
+    return (spool_dir if spool_dir is not None else default_spool_dir()), max_bytes

@@ -6,13 +6,16 @@ Feed what arrived (``receive_text``/``receive_bytes``), then drain ``events()`` 
 - ``IngestPeer``: the server's side of an agent connection.
 - ``ViewerPeer``: the server's side of a viewer connection.
 - ``AgentPeer``: the agent's side of its uplink: numbers frames, keeps what is not yet acked
-  and re-sends it after a reconnect.
+  (in a ``FrameKeeper`` of ``pitwire.protocol.keeper``: ``MemoryKeeper``, or the agent's
+  on-disk spool in ``pitwire.agent.spool``) and re-sends it after a reconnect; tells which
+  frames its keeper dropped were lost (``FramesDropped``) and which the server stored all
+  the same.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Sequence
+import logging
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +24,7 @@ from pitwire import __version__
 from pitwire.model.channels import Channel, ChannelSet
 from pitwire.model.frames import FrameBatch
 from pitwire.protocol import PROTOCOL_VERSION, frames, messages
+from pitwire.protocol.keeper import FrameKeeper, KeptStream, MemoryKeeper
 from pitwire.protocol.messages import (
     Ack,
     Advertise,
@@ -33,9 +37,15 @@ from pitwire.protocol.messages import (
     Unsubscribe,
 )
 
+log = logging.getLogger(__name__)
+
 CLOSE_TOO_SLOW = 4001
 CLOSE_PROTOCOL_ERROR = 4002
 CLOSE_UNSUPPORTED = 4003
+CLOSE_STREAM_TAKEN = 4009
+"""The server refuses an agent connection advertising a stream that another connection of
+the same session is sending (after a ``status`` error with code ``stream_taken``)."""
+STREAM_TAKEN = "stream_taken"
 
 SERVER_NAME = f"pitwire/{__version__}"
 CAPABILITIES = ["subscribe", "maxRate", "status", "ack"]
@@ -90,6 +100,21 @@ class StatusReceived:
 
 
 @dataclass(frozen=True, slots=True)
+class FramesDropped:
+    """The agent's keeper dropped ``n`` frames of ``stream`` (seqs within first..last) that
+    the server has not acknowledged, and as far as the agent can tell never received: a gap
+    in the stored session. ``provisional``: the seqs are the agent's provisional numbering
+    (the stream had no ack yet). ``reason`` says why (e.g. ``spool full (--spool-max)``)."""
+
+    stream: str
+    first: int
+    last: int
+    n: int
+    reason: str
+    provisional: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class CloseRequested:
     """The peer broke the protocol: close the connection with ``code``."""
 
@@ -104,6 +129,7 @@ Event = (
     | UnsubscribeRequested
     | Acked
     | StatusReceived
+    | FramesDropped
     | CloseRequested
 )
 
@@ -332,16 +358,42 @@ class ViewerPeer(_Peer):
         )
 
 
+# --- the agent's side ---------------------------------------------------------------------
+
+
 class AgentPeer(_Peer):
     """The agent's side: advertise, numbered data frames, acks, re-send after reconnect.
 
-    Frames are kept until acked. Past ``max_unacked`` frames in total the oldest batches are
-    dropped and counted in ``dropped`` (a gap the server will report).
+    Frames are kept until acked, by ``keeper`` (default: a ``MemoryKeeper`` of
+    ``max_unacked`` frames, which drops the oldest batches past it and counts them in
+    ``dropped``: a gap the server will report).
 
     Resuming: the server answers an advertise with an ack of what it already stores of each
     stream (-1 for nothing). Until that first ack a stream's frames are numbered
     provisionally and held back; the ack shifts them to follow what is stored, so a restarted
-    agent continues a stream instead of colliding with its earlier frames.
+    agent continues a stream instead of colliding with its earlier frames. Streams a keeper
+    restores (a spool of an earlier run) continue their own numbering.
+
+    On every (re)connection a stream sends nothing before its ack on that connection (the
+    resume point); then every kept frame not yet acked is re-sent before newer ones of the
+    stream. An ack of seqs past any the agent knew of (the server holds frames of an earlier
+    run its keeper lost: a failed write, a power cut) moves the frames numbered since, and
+    the numbering, past it, so no seq is used twice.
+
+    ``max_out_bytes`` bounds how many bytes of data frames wait in ``outgoing()``: past it
+    frames wait in the keeper and are read back from it (``backlog`` is true until caught
+    up; drain ``outgoing()`` again). None leaves it unbounded (it then grows with a slow
+    link, and frames the keeper drops are sent all the same).
+
+    Drops: the keeper may drop frames that were already sent and only wait for their ack
+    (a small spool and a server that acks a second later). An ack does not prove that frames
+    below it arrived (the server acks past seqs it never received: the gaps of frames an
+    agent dropped), so the peer keeps the dropped seqs that were queued on the latest
+    connection that acked their stream. Frames arrive in order on a connection, so an ack
+    on that connection, or the resume ack of the next one (which speaks of what arrived
+    before it), covering them means they were stored: they leave ``dropped``. Every other
+    dropped frame is lost (a gap) and reported as a ``FramesDropped`` event; ``settle()``
+    reports those still waiting when the agent stops.
     """
 
     def __init__(
@@ -354,6 +406,8 @@ class AgentPeer(_Peer):
         max_unacked: int = 2_000_000,
         name: str = f"pitwire-agent/{__version__}",
         started_ns: int = 0,
+        keeper: FrameKeeper | None = None,
+        max_out_bytes: int | None = None,
     ) -> None:
         super().__init__()
         self.started_ns = started_ns
@@ -362,18 +416,141 @@ class AgentPeer(_Peer):
         self.source = source
         self.name = name
         self.max_unacked = max_unacked
-        self.dropped = 0
+        self.keeper: FrameKeeper = keeper if keeper is not None else MemoryKeeper(max_unacked)
+        self.max_out_bytes = max_out_bytes
         self._table: dict[str, int] = {}
         self._streams: dict[str, tuple[int, ChannelSet, str, str]] = {}
         self._next_seq: dict[str, int] = {}
-        # per stream: (last seq, encoded frame, frame count), oldest first
-        self._unacked: dict[str, deque[tuple[int, bytes, int]]] = {}
-        self._unacked_frames = 0
+        self._next_sid = 1
+        self._next_cid = 0
         self._synced: set[str] = set()
+        # Per synced stream, the highest seq the server can hold a frame of the agent under:
+        # queued for sending, acked, or numbered by the run that left a restored stream.
+        self._known: dict[str, int] = {}
         self.acked: dict[str, int] = {}
         self.connected = False
+        # Re-sending on a connection: the last seq queued per stream that got its ack on it,
+        # and the keeper's frames still being read.
+        self._sent: dict[str, int] = {}
+        self._catching_up = False
+        self._backlog: Iterator[tuple[str, int, bytes]] | None = None
+        self._pass_found = False
+        self._queued_bytes = 0
+        # Per stream, the seqs queued on the latest connection that acked it (lo excluded,
+        # hi included), and the dropped frames among them not acked yet: [first, last, n].
+        self._window: dict[str, list[int]] = {}
+        self._unsure: dict[str, list[list[int]]] = {}
+        self._unsure_reason: dict[str, str] = {}
+        self.recovered = 0
+        """Frames the keeper dropped that the server then acknowledged (stored after all)."""
+        for kept in self.keeper.restored():
+            self._restore(kept)
+        self._note_session()
         for name_, cset, driver, car in streams:
             self.add_stream(name_, cset, driver=driver, car=car)
+
+    @property
+    def dropped(self) -> int:
+        """Frames the keeper dropped (its bound, a failed write) that the server has not
+        acknowledged: lost, or (until ``settle()``) possibly still to be acknowledged."""
+        return self.keeper.dropped - self.recovered
+
+    @property
+    def streams(self) -> list[str]:
+        """The names of the streams advertised (or to be)."""
+        return list(self._streams)
+
+    def _take_drops(self) -> None:
+        """Sort what the keeper dropped: frames queued on the latest connection that acked
+        their stream may still be acknowledged; the others are lost."""
+        for d in self.keeper.drops():
+            window = self._window.get(d.stream) if d.stream in self._synced else None
+            lo, hi, unsure = d.first, d.last, 0
+            if window is not None:
+                lo, hi = max(d.first, window[0] + 1), min(d.last, window[1])
+                if lo <= hi:  # at least the frames not outside lo..hi (a range may have holes)
+                    unsure = max(0, d.n - (lo - d.first) - (d.last - hi))
+            if unsure:
+                self._unsure_reason[d.stream] = d.reason
+                entries = self._unsure.setdefault(d.stream, [])
+                if entries and entries[-1][1] + 1 == lo:
+                    entries[-1][1] = hi
+                    entries[-1][2] += unsure
+                else:
+                    entries.append([lo, hi, unsure])
+            if unsure < d.n:  # the seqs outside lo..hi if they are on one side
+                first = d.first if not unsure or lo > d.first else hi + 1
+                last = d.last if not unsure or hi < d.last else lo - 1
+                if first > last:
+                    first, last = d.first, d.last
+                self._events.append(
+                    FramesDropped(
+                        d.stream,
+                        first,
+                        last,
+                        d.n - unsure,
+                        d.reason,
+                        provisional=d.stream not in self._synced,
+                    )
+                )
+
+    def _recover(self, stream: str, upto: int) -> None:
+        """The server stores every frame of ``stream`` it received up to ``upto``: the
+        dropped frames waiting for such an ack up to it were stored."""
+        entries = self._unsure.get(stream)
+        while entries and entries[0][0] <= upto:
+            _, last, n = entries[0]
+            if last <= upto:
+                self.recovered += n
+                entries.pop(0)
+            else:  # at least the frames not above upto
+                part = max(0, n - (last - upto))
+                self.recovered += part
+                entries[0] = [upto + 1, last, n - part]  # (last - upto of them, or n)
+                break
+
+    def _lose(self, stream: str) -> None:
+        """The dropped frames of ``stream`` still waiting for an ack can no longer be shown
+        stored: report them lost."""
+        reason = self._unsure_reason.get(stream, "")
+        for first, last, n in self._unsure.pop(stream, []):
+            self._events.append(FramesDropped(stream, first, last, n, reason))
+
+    def settle(self) -> None:
+        """The agent stops: dropped frames still waiting for an ack are reported lost."""
+        self._take_drops()
+        for stream in list(self._unsure):
+            self._lose(stream)
+
+    def _restore(self, kept: KeptStream) -> None:
+        for d in kept.channels:
+            self._table.setdefault(d.name, d.id)
+            self._next_cid = max(self._next_cid, d.id + 1)
+        cset = ChannelSet(channel_from_desc(d) for d in kept.channels)
+        self._streams[kept.stream] = (kept.id, cset, kept.driver, kept.car)
+        self._next_sid = max(self._next_sid, kept.id + 1)
+        self._next_seq[kept.stream] = kept.next_seq
+        if kept.synced:
+            # Past anything acked too (the frames may have been sent, but not kept).
+            self._next_seq[kept.stream] = max(kept.next_seq, kept.acked + 1)
+            self._known[kept.stream] = self._next_seq[kept.stream] - 1
+            self._synced.add(kept.stream)
+            self.acked[kept.stream] = kept.acked
+
+    def _note_session(self) -> None:
+        self.keeper.note_session(
+            session=self.session, track=self.track, source=self.source, started_ns=self.started_ns
+        )
+
+    def _note_stream(self, stream: str) -> None:
+        sid, cset, driver, car = self._streams[stream]
+        self.keeper.note_stream(
+            stream,
+            id=sid,
+            channels=[channel_desc(self._table[n], c) for n, c in cset.items()],
+            driver=driver,
+            car=car,
+        )
 
     def add_stream(
         self, stream: str, channels: ChannelSet, *, driver: str = "", car: str = ""
@@ -384,14 +561,18 @@ class AgentPeer(_Peer):
             driver, car = driver or known[2], car or known[3]
             if (driver, car) != known[2:]:
                 self._streams[stream] = (known[0], known[1], driver, car)
+                self._note_stream(stream)
                 if self.connected:
                     self._out.append(self._advertise_text())
             return
         for ch in channels:
-            self._table.setdefault(ch, len(self._table))
-        self._streams[stream] = (len(self._streams) + 1, channels, driver, car)
+            if ch not in self._table:
+                self._table[ch] = self._next_cid
+                self._next_cid += 1
+        self._streams[stream] = (self._next_sid, channels, driver, car)
+        self._next_sid += 1
         self._next_seq.setdefault(stream, 0)
-        self._unacked.setdefault(stream, deque())
+        self._note_stream(stream)
         if self.connected:
             self._out.append(self._advertise_text())
 
@@ -399,6 +580,7 @@ class AgentPeer(_Peer):
         """The track became known (or changed): re-advertise it."""
         if track and track != self.track:
             self.track = track
+            self._note_session()
             if self.connected and self._streams:
                 self._out.append(self._advertise_text())
 
@@ -421,24 +603,74 @@ class AgentPeer(_Peer):
         return messages.encode(adv)
 
     def connection_made(self) -> None:
-        """A (re)connection: hello, advertise, then every frame not yet acked."""
+        """A (re)connection: hello, advertise; each stream's frames not yet acked follow
+        its ack."""
         self.connected = True
         self.send(Hello(protocol=PROTOCOL_VERSION, role="agent", name=self.name))
         if self._streams:  # a game source may know no car yet: it advertises on the first
             self._out.append(self._advertise_text())
-        for stream, pending in self._unacked.items():
-            if stream in self._synced:
-                self._out.extend(data for _, data, _ in pending)
+        self._sent = {}
+        self._backlog = None
+        self._catching_up = False
 
     def connection_lost(self) -> None:
         self.connected = False
         self._out.clear()
+        self._sent = {}
+        self._backlog = None
+        self._catching_up = False
+        self._queued_bytes = 0
+
+    @property
+    def backlog(self) -> bool:
+        """Kept frames still wait to be re-sent: drain ``outgoing()`` again."""
+        return self.connected and self._catching_up
+
+    def outgoing(self) -> list[Outgoing]:
+        if self.connected and self._catching_up:
+            self._catch_up()
+        self._queued_bytes = 0
+        return super().outgoing()
+
+    def _catch_up(self) -> None:
+        """Queue kept frames not yet sent on this connection, in passes over the keeper,
+        up to ``max_out_bytes``; stop catching up once a pass finds nothing newer."""
+        budget = self.max_out_bytes
+        while True:
+            if self._backlog is None:
+                after = dict(self._sent)
+                if all(self._next_seq[s] - 1 <= seq for s, seq in after.items()):
+                    self._catching_up = False
+                    return
+                self._backlog = iter(self.keeper.pending(after))
+                self._pass_found = False
+            for stream, last, data in self._backlog:
+                if last <= self._sent.get(stream, last):
+                    continue
+                self._queue(stream, last, data)
+                self._pass_found = True
+                if budget is not None:
+                    budget -= len(data)
+                    if budget <= 0:
+                        return
+            self._backlog = None
+            if not self._pass_found:  # what is missing is not kept (dropped, unwritable)
+                self._catching_up = False
+                return
+
+    def _queue(self, stream: str, last: int, data: bytes) -> None:
+        self._out.append(data)
+        self._sent[stream] = last
+        self._window[stream][1] = last
+        if last > self._known[stream]:
+            self._known[stream] = last
 
     def next_seq(self, stream: str) -> int:
         return self._next_seq[stream]
 
     def send_batch(self, stream: str, batch: FrameBatch) -> int:
-        """Number ``batch`` and queue it (sent now if connected, else on reconnect).
+        """Number ``batch`` and keep it; it is sent now if connected and the stream was acked
+        on this connection, else once it is.
 
         Returns its first seq.
         """
@@ -450,23 +682,22 @@ class AgentPeer(_Peer):
             t_ns=batch.t_ns,
             columns=[(self._table[n], batch.columns[n]) for n in cset],
         )
-        self._next_seq[stream] = seq + batch.n
-        self._unacked[stream].append((seq + batch.n - 1, data, batch.n))
-        self._unacked_frames += batch.n
-        while self._unacked_frames > self.max_unacked:
-            fullest = max(self._unacked.values(), key=len)
-            if len(fullest) <= 1:
-                break
-            _, _, n = fullest.popleft()
-            self._unacked_frames -= n
-            self.dropped += n
-        if self.connected and stream in self._synced:
-            self._out.append(data)
+        last = seq + batch.n - 1
+        self._next_seq[stream] = last + 1
+        self.keeper.keep(stream, last, data, batch.n)
+        if self.connected and stream in self._sent:
+            limit = self.max_out_bytes
+            if self._catching_up or (limit is not None and self._queued_bytes >= limit):
+                self._catching_up = True  # read back from the keeper once drained
+            else:
+                self._queue(stream, last, data)
+                self._queued_bytes += len(data)
+        self._take_drops()
         return seq
 
     @property
     def unacked_frames(self) -> int:
-        return self._unacked_frames
+        return self.keeper.frames
 
     def receive_text(self, text: str | bytes) -> None:
         msg = self._decode(text)
@@ -490,30 +721,65 @@ class AgentPeer(_Peer):
     def _resume(self, stream: str, stored: int) -> None:
         """First ack of a stream: renumber held-back frames to follow ``stored``, send them."""
         shift = stored + 1
-        pending = self._unacked[stream]
-        if shift:
-            for i, (last, data, n) in enumerate(pending):
-                patched = bytearray(data)
-                frames.SEQ_FIELD.pack_into(
-                    patched, 8, frames.SEQ_FIELD.unpack_from(data, 8)[0] + shift
-                )
-                pending[i] = (last + shift, bytes(patched), n)
-            self._next_seq[stream] += shift
+        self.keeper.rebase(stream, shift)
+        self._next_seq[stream] += shift
         self._synced.add(stream)
+        self._known[stream] = stored
         self.acked[stream] = stored
         if self.connected:
-            self._out.extend(data for _, data, _ in pending)
+            self._ready(stream, stored)
         self._events.append(Acked(stream, stored))
+
+    def _ready(self, stream: str, stored: int) -> None:
+        """The stream's ack on this connection: send what it has not acked, then live.
+
+        That ack speaks of what the server received before this connection: it settles the
+        dropped frames queued on the connection that acked the stream last."""
+        self._recover(stream, stored)
+        self._lose(stream)
+        self._window[stream] = [stored, stored]
+        self._sent[stream] = stored
+        self._catching_up = True
+        self._backlog = None  # a pass in progress did not ask for this stream
 
     def _ack(self, msg: Ack) -> None:
         stream = next((s for s, v in self._streams.items() if v[0] == msg.stream), None)
         if stream is None:
             return
-        pending = self._unacked[stream]
         if stream not in self._synced:
             self._resume(stream, msg.seq)
             return
+        if msg.seq > self._known[stream]:
+            self._move_past(stream, msg.seq)
         self.acked[stream] = max(self.acked.get(stream, -1), msg.seq)
-        while pending and pending[0][0] <= msg.seq:
-            self._unacked_frames -= pending.popleft()[2]
+        self.keeper.release(stream, msg.seq)
+        if self.connected and stream not in self._sent:
+            self._ready(stream, msg.seq)
+        else:
+            self._recover(stream, msg.seq)
         self._events.append(Acked(stream, msg.seq))
+
+    def _move_past(self, stream: str, stored: int) -> None:
+        """The server stores frames of ``stream`` under seqs up to ``stored``, past any the
+        agent could have sent it: an earlier run's, lost from its keeper. The frames numbered
+        past what the agent knew (never sent: the server would drop them as duplicates) and
+        the numbering move past ``stored``."""
+        known = self._known[stream]
+        shift = stored - known
+        numbered = self._next_seq[stream] - 1 - known
+        if numbered > 0:
+            self.keeper.move(stream, known + 1, shift)
+            if self.connected and stream in self._sent:
+                self._catching_up = True
+                self._backlog = None
+        self._next_seq[stream] += shift
+        self._known[stream] = stored
+        log.warning(
+            "the server stores frames of stream %s up to seq %d, past the %d this agent knew "
+            "of (an earlier run's, lost from its spool); %d frames numbered since move to "
+            "follow them",
+            stream,
+            stored,
+            known,
+            max(numbered, 0),
+        )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,13 +21,13 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from pitwire import __version__
-from pitwire.server import ingest, live, rest
+from pitwire.server import ingest, live, rest, spool
 from pitwire.server.hub import Hub
 from pitwire.server.persist import Persistence
 from pitwire.server.stats import ServerStats
 from pitwire.server.wsdirect import PitwireWebSocketProtocol
 from pitwire.store import open_store
-from pitwire.store.base import Store
+from pitwire.store.base import Store, StoreUnavailable
 
 log = logging.getLogger("pitwire.server")
 
@@ -50,10 +51,29 @@ def create_app(
     max_body: int = ingest.DEFAULT_MAX_BODY,
     chunk_frames: int = 1000,
     chunk_age: float = 1.0,
+    spool_dir: str | os.PathLike[str] | None = "auto",
+    spool_max: int = spool.DEFAULT_MAX_BYTES,
     on_shutdown: Callable[[], None] | None = None,
 ) -> FastAPI:
-    """Build the server app. ``store`` is a Store or a URL (``sqlite:///data/pitwire.db``)."""
+    """Build the server app. ``store`` is a Store or a URL (``sqlite:///data/pitwire.db``).
+
+    spool_dir: where frames wait on disk while the store is unavailable: a directory;
+    ``"auto"`` for ``spool.default_dir`` of a store URL (no spool for a Store object or
+    ``memory://``); None for no spool (frames wait in memory). Locked here, so that a
+    directory in use by another server raises SpoolError at once; removed again if this
+    created it and the server does not start. At start, the spool takes over other spool
+    folders holding frames for the same store (``spool.adopt_strays``).
+    spool_max: bound of the spool on disk [bytes]
+    """
     the_store = open_store(store) if isinstance(store, str) else store
+    if spool_dir == "auto":
+        spool_dir = spool.default_dir(store) if isinstance(store, str) else None
+    the_spool = None
+    if spool_dir is not None:
+        owner = spool.store_identity(store) if isinstance(store, str) else None
+        the_spool = spool.Spool(spool_dir, max_bytes=spool_max, store=owner)
+    if the_spool is not None:
+        the_spool.lock()
     stats = ServerStats()
     loop_holder: dict[str, asyncio.AbstractEventLoop] = {}
 
@@ -61,30 +81,50 @@ def create_app(
         return loop_holder["loop"].call_later(delay, fn)
 
     hub = Hub(call_later)
-    persistence = Persistence(the_store, max_frames=chunk_frames, max_age=chunk_age)
+    persistence = Persistence(
+        the_store, max_frames=chunk_frames, max_age=chunk_age, spool=the_spool
+    )
     ingestor = ingest.Ingestor(store=the_store, hub=hub, persistence=persistence, stats=stats)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loop_holder["loop"] = asyncio.get_running_loop()
-        await the_store.open()
-        worker = asyncio.create_task(persistence.run())
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            if the_spool is not None:
+                await asyncio.to_thread(spool.adopt_strays, the_spool)
+            await persistence.open()
+            await the_store.open()
+        except (StoreUnavailable, OSError) as exc:
+            if not persistence.spooling or the_spool is None:
+                await _abandon(persistence)  # nothing to recover: a setup error, fail fast
+                app.state.startup_error = exc  # serve() raises it instead of uvicorn's exit
+                raise
+            # Restarted during an outage (e.g. after a kill), with frames in the spool:
+            # serve live and spool meanwhile, and store them once the store opens.
+            log.error(
+                "store unavailable at start (%s); serving live and spooling frames to %s "
+                "until it answers",
+                exc,
+                the_spool.directory,
+            )
+            persistence.store_open = False
+            tasks.append(asyncio.create_task(_open_later(the_store, persistence)))
+        except BaseException as exc:
+            await _abandon(persistence)
+            app.state.startup_error = exc
+            raise
+        tasks.append(asyncio.create_task(persistence.run()))
         try:
             yield
         finally:
             if on_shutdown is not None:
                 on_shutdown()
-            worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
-            try:
-                await asyncio.wait_for(persistence.flush(force=True), timeout=10)
-            except Exception as exc:  # shutting down: report, never hang
-                log.warning(
-                    "could not store %d buffered frames on shutdown: %s",
-                    persistence.buffered_frames,
-                    exc,
-                )
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await _shutdown(persistence)
             await the_store.close()
 
     app = FastAPI(
@@ -119,6 +159,53 @@ def create_app(
 
     _mount_dashboard(app, dashboard_dir())
     return app
+
+
+async def _open_later(store: Store, persistence: Persistence) -> None:
+    """Retry opening the store with backoff; once open, persistence drains its spool."""
+    delay = 0.5
+    while True:
+        await asyncio.sleep(delay)
+        try:
+            await store.open()
+        except (StoreUnavailable, OSError) as exc:
+            delay = min(delay * 2, 10.0)
+            log.warning("store still unavailable (%s); retrying in %.0f s", exc, delay)
+            continue
+        log.info("store open: storing the spooled frames")
+        persistence.store_open = True
+        return
+
+
+async def _abandon(persistence: Persistence) -> None:
+    """The server does not start: release the spool, and remove its folder if it was
+    created for this start and holds nothing."""
+    if persistence.spool is not None:
+        await asyncio.to_thread(persistence.spool.abandon)
+    await persistence.close()
+
+
+async def _shutdown(persistence: Persistence) -> None:
+    """Make buffered frames durable (stored, else spooled), then store what the spool holds
+    while the store answers, within a few seconds; what is left waits for the next start."""
+    try:
+        await asyncio.wait_for(persistence.flush(force=True), timeout=10)
+    except Exception as exc:  # shutting down: report, never hang
+        log.warning(
+            "could not store %d buffered frames on shutdown: %s",
+            persistence.buffered_frames,
+            exc,
+        )
+    if persistence.spooling:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(persistence.drain(), timeout=5)
+        if persistence.spooled_frames:
+            log.warning(
+                "%d frames stay in the spool %s; they are stored at the next start",
+                persistence.spooled_frames,
+                persistence.spool.directory if persistence.spool else "",
+            )
+    await persistence.close()
 
 
 def _mount_dashboard(app: FastAPI, dist: Path | None) -> None:
@@ -182,17 +269,42 @@ async def serve(
     sock = socket.socket(family, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted connections inherit TCP_NODELAY: without it a response written in two
+        # parts (head, body) waits for the client's delayed ACK, ~40 ms per request on a
+        # kept-alive connection (the event loop does not set it on sockets handed to it).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((host, port))
     except OSError:
         sock.close()
+        await _abandon(app.state.persistence)
         raise
     server = uvicorn.Server(uvicorn_config(app, host, port, log_level=log_level))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        if task.done():
-            await task  # raises what stopped it
-            return
-        await asyncio.sleep(0.01)
+    # A failed startup (the store cannot be opened) is raised here as what it is, for a
+    # one-line message, not logged by uvicorn as a traceback.
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    level = uvicorn_log.level
+    uvicorn_log.setLevel(logging.CRITICAL)
+
+    async def run() -> None:
+        try:
+            await server.serve(sockets=[sock])
+        except SystemExit:  # uvicorn's exit on a failed startup: raise its cause instead
+            error = getattr(app.state, "startup_error", None)
+            if isinstance(error, Exception):
+                raise error from None
+            raise
+
+    task = asyncio.create_task(run())
+    try:
+        while not server.started:
+            if task.done():
+                await task  # raises what stopped it
+                return
+            await asyncio.sleep(0.01)
+    finally:
+        uvicorn_log.setLevel(level)
+        if not server.started:
+            sock.close()  # startup failed (uvicorn exits): it never took the socket over
     try:
         real_host, real_port = sock.getsockname()[:2]
         if on_ready is not None:

@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from pitwire import __version__
+from pitwire.analysis.completeness import ChunkSpan, completeness
 from pitwire.model.ids import SessionId
 from pitwire.server.hub import Hub
 from pitwire.server.ingest import Ingestor
@@ -30,87 +31,29 @@ def router(
         recent = live is not None and time.time_ns() - live.last_data_ns < LIVE_WINDOW_NS
         return ingestor.live.get(session_id, 0) > 0 or recent
 
-    def brief(s: SessionSummary) -> dict[str, Any]:
-        return {
-            "session_id": s.info.session_id,
-            "track": s.info.track,
-            "source": s.info.source,
-            "started_ns": s.info.started_ns,
-            "live": is_live(s.info.session_id),
-            "streams": len(s.streams),
-            "frames": s.frames,
-            "laps": len(s.laps),
-        }
-
     @r.get("/api/sessions", summary="All sessions, newest first")
     async def list_sessions() -> JSONResponse:
         try:
             sessions = await store.list_sessions()
         except StoreError as exc:
             return _unavailable(exc)
-        return JSONResponse([brief(s) for s in sessions])
+        return JSONResponse([session_brief(s, live=is_live(s.info.session_id)) for s in sessions])
 
     @r.get(
         "/api/sessions/{session_id}",
-        summary="One session: channels, streams (cars), laps, time range, frame counts",
+        summary="One session: channels, streams (cars), laps, time range, frame counts and "
+        "completeness (frames expected vs received per stream and lap, gaps with their times)",
         responses={404: {"description": "No such session"}},
     )
     async def get_session(session_id: str) -> JSONResponse:
         try:
             s = await store.get_session(SessionId(session_id))
+            index = await store.chunk_index(SessionId(session_id))
         except UnknownSession:
             return JSONResponse({"error": f"no session {session_id!r}"}, status_code=404)
         except StoreError as exc:
             return _unavailable(exc)
-        channels: dict[str, dict[str, Any]] = {}
-        for st in s.streams:
-            for ch in st.info.channels:
-                channels.setdefault(
-                    ch.name,
-                    {
-                        "name": ch.name,
-                        "unit": ch.unit,
-                        "dtype": ch.dtype,
-                        "resolution": ch.resolution,
-                        "description": ch.description,
-                    },
-                )
-        stored = [st for st in s.streams if st.frames]
-        return JSONResponse(
-            {
-                **brief(s),
-                "channels": list(channels.values()),
-                "streams": [
-                    {
-                        "stream_id": st.info.stream_id,
-                        "driver": st.info.driver,
-                        "car": st.info.car,
-                        "frames": st.frames,
-                        "first_seq": st.first_seq,
-                        "last_seq": st.last_seq,
-                        "t0_ns": st.t0_ns,
-                        "t1_ns": st.t1_ns,
-                    }
-                    for st in s.streams
-                ],
-                "laps": [
-                    {
-                        "stream_id": lap.stream_id,
-                        "lap": lap.lap,
-                        "t0_ns": lap.t0_ns,
-                        "t1_ns": lap.t1_ns,
-                        "frames": lap.frames,
-                        "lap_time": lap.lap_time,
-                    }
-                    for lap in s.laps
-                ],
-                "time_range": {
-                    "t0_ns": min((st.t0_ns for st in stored), default=0),
-                    "t1_ns": max((st.t1_ns for st in stored), default=0),
-                },
-                "frames": s.frames,
-            }
-        )
+        return JSONResponse(session_detail(s, index, live=is_live(session_id)))
 
     @r.get("/healthz", summary="Liveness and store health")
     async def healthz() -> JSONResponse:
@@ -119,6 +62,8 @@ def router(
             {
                 "status": "ok" if ok else "degraded",
                 "store": "ok" if ok else "failing writes",
+                "healthy": ok,
+                "spooled_frames": persistence.spooled_frames,
                 "version": __version__,
             },
             status_code=200,
@@ -134,9 +79,7 @@ def router(
                 "disconnected_slow": stats.disconnected_slow,
                 "ingest_frames": stats.ingest_frames,
                 "ingest_messages": stats.ingest_messages,
-                "stored_frames": persistence.stored_frames,
-                "buffered_frames": persistence.buffered_frames,
-                "failed_writes": persistence.failed_writes,
+                **persistence.figures(),
                 "viewers": sum(len(s.viewers) + len(s.json_viewers) for s in hub.sessions.values()),
                 "rss_bytes": rss_bytes(),
             }
@@ -149,6 +92,75 @@ def router(
         return JSONResponse({"reset": True})
 
     return r
+
+
+def session_brief(s: SessionSummary, *, live: bool) -> dict[str, Any]:
+    """A session's line in ``GET /api/sessions``."""
+    return {
+        "session_id": s.info.session_id,
+        "track": s.info.track,
+        "source": s.info.source,
+        "started_ns": s.info.started_ns,
+        "live": live,
+        "streams": len(s.streams),
+        "frames": s.frames,
+        "laps": len(s.laps),
+    }
+
+
+def session_detail(
+    s: SessionSummary, index: dict[str, list[ChunkSpan]], *, live: bool
+) -> dict[str, Any]:
+    """``GET /api/sessions/{id}``: the brief, channels, streams, laps, time range and
+    completeness (from the chunk index)."""
+    channels: dict[str, dict[str, Any]] = {}
+    for st in s.streams:
+        for ch in st.info.channels:
+            channels.setdefault(
+                ch.name,
+                {
+                    "name": ch.name,
+                    "unit": ch.unit,
+                    "dtype": ch.dtype,
+                    "resolution": ch.resolution,
+                    "description": ch.description,
+                },
+            )
+    stored = [st for st in s.streams if st.frames]
+    return {
+        **session_brief(s, live=live),
+        "channels": list(channels.values()),
+        "streams": [
+            {
+                "stream_id": st.info.stream_id,
+                "driver": st.info.driver,
+                "car": st.info.car,
+                "frames": st.frames,
+                "first_seq": st.first_seq,
+                "last_seq": st.last_seq,
+                "t0_ns": st.t0_ns,
+                "t1_ns": st.t1_ns,
+            }
+            for st in s.streams
+        ],
+        "laps": [
+            {
+                "stream_id": lap.stream_id,
+                "lap": lap.lap,
+                "t0_ns": lap.t0_ns,
+                "t1_ns": lap.t1_ns,
+                "frames": lap.frames,
+                "lap_time": lap.lap_time,
+            }
+            for lap in s.laps
+        ],
+        "time_range": {
+            "t0_ns": min((st.t0_ns for st in stored), default=0),
+            "t1_ns": max((st.t1_ns for st in stored), default=0),
+        },
+        "frames": s.frames,
+        "completeness": completeness(index, s.laps).to_builtins(),
+    }
 
 
 def _unavailable(exc: Exception) -> JSONResponse:

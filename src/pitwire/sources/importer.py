@@ -33,9 +33,11 @@ from pathlib import Path
 
 import httpx
 
+from pitwire.agent.uplink import check_server
 from pitwire.model.ids import ID_PATTERN
 from pitwire.sources.base import SourceError
 from pitwire.sources.replay import ReplaySource
+from pitwire.store import safe_url
 
 log = logging.getLogger("pitwire.sources")
 
@@ -93,13 +95,20 @@ def http_base(server: str) -> str:
 
 async def stored_until(server: str, session: str) -> dict[str, int]:
     """Per stream of ``session``, the time of the last frame ``server`` stores [ns since
-    epoch] (empty for an unknown session). Errors name ``server`` as given."""
+    epoch] (empty for an unknown session). Errors name ``server`` as given, without a
+    password."""
+    try:
+        check_server(server)
+    except ValueError as exc:
+        raise ImportFailed(f"bad server URL: {exc}") from None
     url = f"{http_base(server)}/api/sessions/{session}"
+    shown_url = safe_url(url)
+    server = safe_url(server)
     try:
         async with httpx.AsyncClient(timeout=10.0) as client:
             response = await client.get(url)
     except httpx.InvalidURL as exc:
-        raise ImportFailed(f"bad server URL {server!r}: {exc}") from None
+        raise ImportFailed(f"bad server URL {safe_url(server)!r}: {exc}") from None
     except httpx.HTTPError as exc:
         raise ImportFailed(
             f"cannot reach the server at {server} ({exc or type(exc).__name__}); is it running?"
@@ -107,14 +116,14 @@ async def stored_until(server: str, session: str) -> dict[str, int]:
     if response.status_code == 404:
         return {}
     if response.status_code != 200:
-        raise ImportFailed(f"the server answered {response.status_code} to GET {url}")
+        raise ImportFailed(f"the server answered {response.status_code} to GET {shown_url}")
     try:
         streams = response.json().get("streams", [])
         return {str(s["stream_id"]): int(s["t1_ns"]) for s in streams if s.get("frames")}
     except (ValueError, TypeError, KeyError, AttributeError):
         kind = response.headers.get("content-type") or "no content type"
         raise ImportFailed(
-            f"the server at {server} answered GET {url} with something that is not "
+            f"the server at {server} answered GET {shown_url} with something that is not "
             f"a pitwire session ({kind}, {len(response.content)} bytes); is that URL a "
             "pitwire server?"
         ) from None

@@ -8,7 +8,7 @@ another (practice, qualifying, race), each with its completed laps.
 
 :func:`describe` reads a session file once and says what is in it: streams with frames,
 time range, median rate and completeness (frames received against frames expected at that
-rate, gaps longer than three periods), laps, and the damage the reader met.
+rate, gaps as ``analysis.completeness`` finds them), laps, and the damage the reader met.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import numpy as np
 from pitwire import sessionfile
 from pitwire.agent.core import AgentCore
 from pitwire.agent.run import numbered_sessions
+from pitwire.analysis.completeness import profile
 from pitwire.analysis.laps import LapTracker
 from pitwire.model.frames import FrameBatch
 from pitwire.model.records import LapInfo, SessionInfo, StreamInfo
@@ -32,8 +33,6 @@ from pitwire.sources.base import SessionChange, SourceItem, StreamUpdate
 
 log = logging.getLogger("pitwire.record")
 
-GAP_PERIODS = 3
-"""A pause longer than this many median periods is a gap."""
 MAX_GAPS = 100
 """Gaps listed per stream (all are counted)."""
 
@@ -201,7 +200,8 @@ def simulate(
 
 
 def _stream_figures(t: np.ndarray, session_t0: int) -> dict[str, Any]:
-    """Rate, completeness and gaps of one stream's frame times."""
+    """Rate, completeness and gaps of one stream's frame times (analysis.completeness's
+    rules, the same the stores apply)."""
     n = len(t)
     out: dict[str, Any] = {
         "rate_hz": None,
@@ -210,25 +210,22 @@ def _stream_figures(t: np.ndarray, session_t0: int) -> dict[str, Any]:
         "gaps": 0,
         "gap_list": [],
     }
-    dt = np.diff(t)
-    positive = dt[dt > 0]
-    if n < 2 or not positive.size:
+    period, holes = profile(t)
+    if not period:
         return out
-    period = float(np.median(positive))
-    expected = round((int(t[-1]) - int(t[0])) / period) + 1
-    big = np.flatnonzero(dt > GAP_PERIODS * period)
+    expected = n + sum(h.missing for h in holes)
     out.update(
         rate_hz=round(1e9 / period, 3),
         expected=expected,
-        completeness=round(min(1.0, n / expected), 6),
-        gaps=int(big.size),
+        completeness=round(n / expected, 6),
+        gaps=len(holes),
         gap_list=[
             {
-                "at_s": round((int(t[i]) - session_t0) / 1e9, 3),
-                "length_s": round(float(dt[i]) / 1e9, 3),
-                "missing": max(0, round(float(dt[i]) / period) - 1),
+                "at_s": round((h.t0_ns - session_t0) / 1e9, 3),
+                "length_s": round((h.t1_ns - h.t0_ns) / 1e9, 3),
+                "missing": h.missing,
             }
-            for i in big[:MAX_GAPS]
+            for h in holes[:MAX_GAPS]
         ],
     )
     return out
