@@ -26,8 +26,9 @@ def machine() -> str:
 
 
 @contextlib.contextmanager
-def server_process(*args: str) -> Iterator[str]:
-    """``pitwire serve`` on a free port with a fresh SQLite store; yields its base URL."""
+def server_process(*args: str, db: str | None = None) -> Iterator[str]:
+    """``pitwire serve`` on a free port with ``db`` (default: a fresh SQLite store); yields
+    its base URL."""
     with tempfile.TemporaryDirectory() as tmp:
         proc = subprocess.Popen(
             [
@@ -38,7 +39,9 @@ def server_process(*args: str) -> Iterator[str]:
                 "--port",
                 "0",
                 "--db",
-                f"sqlite:///{tmp}/bench.db",
+                db or f"sqlite:///{tmp}/bench.db",
+                "--spool-dir",
+                f"{tmp}/spool",
                 "--log-level",
                 "warning",
                 *args,
