@@ -6,6 +6,7 @@ import asyncio
 import math
 import random
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -266,6 +267,42 @@ async def test_laps_put_and_replace(store: Store, frames) -> None:
     assert len(laps) == 3
     assert replaced in laps
     assert lap not in laps
+
+
+async def test_lap_details_and_stream_colour_round_trip(store: Store, frames) -> None:
+    """Sectors, compound, stint, tyre life, pit flags and a stream's colour are stored and
+    read back as given; laps without them read with the defaults."""
+    await setup_stream(store, frames)
+    await store.put_stream(S, stream_info(frames, "VER", driver="Max", colour="#3671c6"))
+    detailed = LapInfo(
+        stream_id="VER",
+        lap=7,
+        t0_ns=10,
+        t1_ns=20,
+        frames=3,
+        lap_time=81.5,
+        sectors=(26.25, None, 28.5),
+        compound="MEDIUM",
+        stint=2,
+        tyre_life=5,
+        pit_in=True,
+        pit_out=False,
+    )
+    plain = LapInfo(stream_id="car-3", lap=1, t0_ns=1, t1_ns=2, frames=1)
+    await store.put_lap(S, detailed)
+    await store.put_lap(S, plain)
+    got = await store.get_session(S)
+    assert detailed in got.laps
+    assert plain in got.laps
+    colours = {s.info.stream_id: s.info.colour for s in got.streams}
+    assert colours == {"VER": "#3671c6", CAR: ""}
+    replaced = msgspec.structs.replace(detailed, sectors=(1.0, 2.0, 3.0, 4.0), compound="")
+    await store.put_lap(S, replaced)
+    await store.put_stream(S, stream_info(frames, "VER", colour=""))
+    got = await store.get_session(S)
+    assert replaced in got.laps
+    assert detailed not in got.laps
+    assert {s.info.stream_id: s.info.colour for s in got.streams}["VER"] == ""
 
 
 async def test_put_lap_needs_session_and_stream(store: Store, frames) -> None:

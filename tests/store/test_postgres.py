@@ -17,7 +17,7 @@ import pytest
 from pitwire.codec import chunk
 from pitwire.model.ids import SessionId, StreamId
 from pitwire.model.records import LapInfo, SessionInfo, StreamInfo
-from pitwire.store import _postgres_sql
+from pitwire.store import _postgres_sql, _shared
 from pitwire.store.base import StoreError, StoreUnavailable
 from pitwire.store.postgres import PostgresStore
 from pwrgen import same_at_resolution
@@ -171,6 +171,47 @@ async def test_concurrent_first_opens_migrate_once(
     async with admin(pg_base) as conn:
         count = await conn.fetchval(f'SELECT count(*) FROM "{pg_schema}".pitwire_schema')
     assert count == len(_postgres_sql.MIGRATIONS)
+
+
+async def test_v1_schema_upgrades_in_place(
+    pg_base: str, pg_url: str, pg_schema: str, frames
+) -> None:
+    """A schema at v1 (built from the v1 DDL) migrates to the latest version keeping its
+    sessions, streams, laps and chunks; the new lap/stream columns read as defaults."""
+    s = f'"{pg_schema}"'
+    batch = frames.batch(0, 50)
+    record = _postgres_sql.chunk_record(S, CAR, 0, batch, frames.channels)
+    async with admin(pg_base) as conn:
+        await conn.execute(f"CREATE SCHEMA {s}")
+        await conn.execute(
+            f"""CREATE TABLE {s}.pitwire_schema (version integer PRIMARY KEY,
+                applied_at timestamptz NOT NULL DEFAULT now(), applied_by text NOT NULL)"""
+        )
+        for statement in _postgres_sql.MIGRATIONS[0]:
+            await conn.execute(statement.format(s=s))
+        await conn.execute(f"INSERT INTO {s}.pitwire_schema VALUES (1, now(), 'pitwire old')")
+        await conn.execute(f"INSERT INTO {s}.sessions VALUES ('s1', 'monza', 'sim', $1)", frames.T0)
+        channels = _shared.encode_json(list(frames.channels.values()))
+        await conn.execute(
+            f"INSERT INTO {s}.streams VALUES ('s1', 'car-1', 'Ann', 'GT3', $1)", channels
+        )
+        await conn.execute(f"INSERT INTO {s}.laps VALUES ('s1', 'car-1', 1, 5, 9, 40, 81.5)")
+        await conn.copy_records_to_table(
+            "chunks", schema_name=pg_schema, columns=_postgres_sql.CHUNK_COLUMNS, records=[record]
+        )
+    async with opened(pg_url) as store:
+        got = await store.get_session(S)
+        out = await store.read_frames(session_id=S, stream_id=CAR)
+        assert await write(store, 0, frames.batch(0, 60)) == 10
+    async with admin(pg_base) as conn:
+        versions = await conn.fetch(f"SELECT version FROM {s}.pitwire_schema ORDER BY version")
+    assert [r[0] for r in versions] == list(range(1, len(_postgres_sql.MIGRATIONS) + 1))
+    assert got.info == SessionInfo(session_id=S, track="monza", source="sim", started_ns=frames.T0)
+    assert [(x.info.driver, x.info.car, x.info.colour, x.frames) for x in got.streams] == [
+        ("Ann", "GT3", "", 50)
+    ]
+    assert got.laps == [LapInfo(stream_id=CAR, lap=1, t0_ns=5, t1_ns=9, frames=40, lap_time=81.5)]
+    assert np.array_equal(out.t_ns, batch.t_ns)
 
 
 async def test_newer_schema_is_refused(pg_base: str, pg_url: str, pg_schema: str) -> None:

@@ -15,8 +15,8 @@ import pytest
 
 from pitwire.codec import chunk
 from pitwire.model.ids import SessionId, StreamId
-from pitwire.model.records import SessionInfo, StreamInfo
-from pitwire.store import _sqlite_sql
+from pitwire.model.records import LapInfo, SessionInfo, StreamInfo
+from pitwire.store import _shared, _sqlite_sql
 from pitwire.store.base import StoreError, StoreUnavailable
 from pitwire.store.sqlite import SqliteStore
 
@@ -45,6 +45,42 @@ async def test_wal_mode_and_schema_version(sqlite_store: SqliteStore) -> None:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == len(_sqlite_sql.MIGRATIONS)
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert tables == {"sessions", "streams", "laps", "chunks"}
+
+
+async def test_v2_database_upgrades_in_place(tmp_path: Path, frames) -> None:
+    """A database at schema v2 (built from the v2 DDL) opens at the latest version with its
+    sessions, streams, laps and chunks intact, and the new lap/stream columns at defaults."""
+    path = tmp_path / "v2.db"
+    batch = frames.batch(0, 50)
+    blob = chunk.encode(batch, channels=frames.channels)
+    with raw(path) as conn:
+        for statement in (*_sqlite_sql.MIGRATIONS[0], *_sqlite_sql.MIGRATIONS[1]):
+            conn.execute(statement)
+        conn.execute("PRAGMA user_version = 2")
+        conn.execute("INSERT INTO sessions VALUES ('s1', 'monza', 'sim', ?)", (frames.T0,))
+        channels = _shared.encode_json(list(frames.channels.values()))
+        conn.execute("INSERT INTO streams VALUES ('s1', 'car-1', 'Ann', 'GT3', ?)", (channels,))
+        conn.execute("INSERT INTO laps VALUES ('s1', 'car-1', 1, 5, 9, 40, 81.5)")
+        conn.execute(
+            """INSERT INTO chunks (session, stream, first_seq, last_seq, t0_ns, t1_ns, n, codec,
+               stats, period_ns, holes, blob) VALUES ('s1', 'car-1', 0, 49, ?, ?, 50, ?, '{}',
+               0, '[]', ?)""",
+            (int(batch.t_ns[0]), int(batch.t_ns[-1]), chunk.version_of(blob), blob),
+        )
+    async with SqliteStore(path) as store:
+        got = await store.get_session(S)
+        out = await store.read_frames(session_id=S, stream_id=CAR)
+        assert await write(store, 0, frames.batch(0, 60)) == 10
+    with raw(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == len(_sqlite_sql.MIGRATIONS)
+        row = conn.execute("SELECT sectors, compound, stint, tyre_life FROM laps").fetchone()
+    assert got.info == SessionInfo(session_id=S, track="monza", source="sim", started_ns=frames.T0)
+    assert [(s.info.driver, s.info.car, s.info.colour, s.frames) for s in got.streams] == [
+        ("Ann", "GT3", "", 50)
+    ]
+    assert got.laps == [LapInfo(stream_id=CAR, lap=1, t0_ns=5, t1_ns=9, frames=40, lap_time=81.5)]
+    assert np.array_equal(out.t_ns, batch.t_ns)
+    assert row == ("[]", "", None, None)
 
 
 async def test_open_creates_parent_directories(tmp_path: Path) -> None:

@@ -81,6 +81,20 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE {s}.chunks ALTER COLUMN blob SET STORAGE EXTERNAL",
         "CREATE INDEX chunks_time ON {s}.chunks (session, stream, t1_ns) INCLUDE (t0_ns)",
     ),
+    (  # v2. Lap details (historical F1 and any source that reports them): sectors is a JSON
+        # array of sector times [s] (null for a sector without a time, [] when not reported);
+        # compound, stint and tyre_life describe the tyres. A stream's display colour
+        # ('#rrggbb', '' = let the UI pick). Rows from v1 read with the defaults, which are
+        # exactly what LapInfo/StreamInfo default to.
+        """ALTER TABLE {s}.laps
+            ADD COLUMN sectors jsonb NOT NULL DEFAULT '[]',
+            ADD COLUMN compound text NOT NULL DEFAULT '',
+            ADD COLUMN stint integer,
+            ADD COLUMN tyre_life integer,
+            ADD COLUMN pit_in boolean NOT NULL DEFAULT false,
+            ADD COLUMN pit_out boolean NOT NULL DEFAULT false""",
+        "ALTER TABLE {s}.streams ADD COLUMN colour text NOT NULL DEFAULT ''",
+    ),
 )
 """Schema migrations: entry i takes the schema from version i to i + 1 (``{s}``: the schema)."""
 
@@ -365,37 +379,42 @@ async def put_session(conn: Connection, s: str, info: SessionInfo) -> None:
 
 async def put_stream(conn: Connection, s: str, session_id: SessionId, info: StreamInfo) -> None:
     done = await conn.fetchval(
-        f"""INSERT INTO {s}.streams (session, stream, driver, car, channels)
-            SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM {s}.sessions WHERE id = $1)
+        f"""INSERT INTO {s}.streams (session, stream, driver, car, channels, colour)
+            SELECT $1, $2, $3, $4, $5, $6
+            WHERE EXISTS (SELECT 1 FROM {s}.sessions WHERE id = $1)
             ON CONFLICT (session, stream) DO UPDATE SET driver = excluded.driver,
-            car = excluded.car, channels = excluded.channels
+            car = excluded.car, channels = excluded.channels, colour = excluded.colour
             RETURNING 1""",
         session_id,
         info.stream_id,
         info.driver,
         info.car,
         _shared.encode_json(info.channels),
+        info.colour,
     )
     if done is None:
         raise _shared.unknown_session(session_id)
 
 
+_LAP_NAMES = ", ".join(_shared.LAP_COLUMNS)
+_LAP_PARAMS = ", ".join(
+    f"${i}::jsonb" if name == "sectors" else f"${i}"
+    for i, name in enumerate(("session", "stream", *_shared.LAP_COLUMNS), start=1)
+)
+_LAP_UPDATES = ", ".join(f"{c} = excluded.{c}" for c in _shared.LAP_COLUMNS if c != "lap")
+
+
 async def put_lap(conn: Connection, s: str, session_id: SessionId, lap: LapInfo) -> None:
     async with conn.transaction():
         done = await conn.fetchval(
-            f"""INSERT INTO {s}.laps (session, stream, lap, t0_ns, t1_ns, frames, lap_time)
-                SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS (
+            f"""INSERT INTO {s}.laps (session, stream, {_LAP_NAMES})
+                SELECT {_LAP_PARAMS} WHERE EXISTS (
                   SELECT 1 FROM {s}.streams WHERE session = $1 AND stream = $2)
-                ON CONFLICT (session, stream, lap) DO UPDATE SET t0_ns = excluded.t0_ns,
-                t1_ns = excluded.t1_ns, frames = excluded.frames, lap_time = excluded.lap_time
+                ON CONFLICT (session, stream, lap) DO UPDATE SET {_LAP_UPDATES}
                 RETURNING 1""",
             session_id,
             lap.stream_id,
-            lap.lap,
-            lap.t0_ns,
-            lap.t1_ns,
-            lap.frames,
-            lap.lap_time,
+            *_shared.lap_row(lap),
         )
         if done is None:
             await _require_session(conn, s, session_id)
@@ -479,14 +498,15 @@ async def summaries(conn: Connection, s: str, session_id: SessionId | None) -> l
         f"""SELECT
             (SELECT array_agg(row(id, track, source, started_ns) ORDER BY started_ns DESC, id)
              FROM {s}.sessions {"" if session_id is None else "WHERE id = $1"}),
-            (SELECT array_agg(row(session, stream, driver, car, channels::text)
+            (SELECT array_agg(row(session, stream, driver, car, channels::text, colour)
                               ORDER BY session, stream)
              FROM {s}.streams {where}),
             (SELECT array_agg(row(session, stream, n, first_seq, last_seq, t0_ns, t1_ns))
              FROM (SELECT session, stream, sum(n)::int8 AS n, min(first_seq) AS first_seq,
                           max(last_seq) AS last_seq, min(t0_ns) AS t0_ns, max(t1_ns) AS t1_ns
                    FROM {s}.chunks {where} GROUP BY session, stream) AS f),
-            (SELECT array_agg(row(session, stream, lap, t0_ns, t1_ns, frames, lap_time)
+            (SELECT array_agg(row(session, stream, lap, t0_ns, t1_ns, frames, lap_time,
+                                  sectors::text, compound, stint, tyre_life, pit_in, pit_out)
                               ORDER BY session, stream, lap)
              FROM {s}.laps {where})""",
         *args,

@@ -179,9 +179,9 @@ def summaries(
     laps: Iterable[Sequence[Any]],
 ) -> list[SessionSummary]:
     """Session summaries from the rows the SQL stores read, in their order: sessions (id,
-    track, source, started_ns), streams (session, stream, driver, car, channels JSON),
-    figures (session, stream, frames, first seq, last seq, t0_ns, t1_ns) and laps (session,
-    stream, lap, t0_ns, t1_ns, frames, lap_time)."""
+    track, source, started_ns), streams (session, stream, driver, car, channels JSON,
+    colour), figures (session, stream, frames, first seq, last seq, t0_ns, t1_ns) and laps
+    (session, stream, ``LAP_COLUMNS``)."""
     by_stream = {(row[0], row[1]): tuple(row[2:]) for row in figures}
     out = {
         row[0]: SessionSummary(
@@ -191,9 +191,13 @@ def summaries(
         )
         for row in sessions
     }
-    for session, stream, driver, car, channels in streams:
+    for session, stream, driver, car, channels, colour in streams:
         info = StreamInfo(
-            stream_id=stream, driver=driver, car=car, channels=list(channels_from_json(channels))
+            stream_id=stream,
+            driver=driver,
+            car=car,
+            channels=list(channels_from_json(channels)),
+            colour=colour,
         )
         summary = StreamSummary(info=info)
         if (session, stream) in by_stream:
@@ -202,11 +206,68 @@ def summaries(
                 info=info, frames=frames, first_seq=first, last_seq=last, t0_ns=t0, t1_ns=t1
             )
         out[session].streams.append(summary)
-    for session, stream, lap, t0, t1, frames, lap_time in laps:
-        out[session].laps.append(
-            LapInfo(stream_id=stream, lap=lap, t0_ns=t0, t1_ns=t1, frames=frames, lap_time=lap_time)
-        )
+    for row in laps:
+        out[row[0]].laps.append(lap_from_row(row[1], row[2:]))
     return list(out.values())
+
+
+LAP_COLUMNS = (
+    "lap",
+    "t0_ns",
+    "t1_ns",
+    "frames",
+    "lap_time",
+    "sectors",
+    "compound",
+    "stint",
+    "tyre_life",
+    "pit_in",
+    "pit_out",
+)
+"""The laps columns after (session, stream), in the order of ``lap_row``."""
+
+
+def lap_row(lap: LapInfo) -> tuple[Any, ...]:
+    """The values of ``LAP_COLUMNS`` for ``lap`` (sectors as a JSON array)."""
+    return (
+        lap.lap,
+        lap.t0_ns,
+        lap.t1_ns,
+        lap.frames,
+        lap.lap_time,
+        encode_json(list(lap.sectors)),
+        lap.compound,
+        lap.stint,
+        lap.tyre_life,
+        lap.pit_in,
+        lap.pit_out,
+    )
+
+
+def lap_from_row(stream: str, row: Sequence[Any]) -> LapInfo:
+    """The LapInfo of ``stream`` from the values of ``LAP_COLUMNS``."""
+    lap, t0, t1, frames, lap_time, sectors, compound, stint, tyre_life, pit_in, pit_out = row
+    return LapInfo(
+        stream_id=stream,
+        lap=lap,
+        t0_ns=t0,
+        t1_ns=t1,
+        frames=frames,
+        lap_time=lap_time,
+        sectors=_sectors_from_json(sectors),
+        compound=compound,
+        stint=stint,
+        tyre_life=tyre_life,
+        pit_in=bool(pit_in),
+        pit_out=bool(pit_out),
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _sectors_from_json(text: str | bytes) -> tuple[float | None, ...]:
+    if text in ("[]", b"[]"):
+        return ()
+    return decode_json(text, tuple[float | None, ...])
 
 
 def encode_json(obj: Any) -> str:

@@ -63,6 +63,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             ON chunks (session, stream, first_seq, last_seq, n, t0_ns, t1_ns, period_ns, holes)""",
         "DROP INDEX chunks_span",
     ),
+    (  # v3. Lap details (historical F1 and any source that reports them): sectors is a JSON
+        # array of sector times [s] (null for a sector without a time, [] when not reported);
+        # compound, stint and tyre_life describe the tyres; pit_in/pit_out are 0/1. A
+        # stream's display colour ('#rrggbb', '' = let the UI pick). Rows from v2 read with
+        # the defaults, which are exactly what LapInfo/StreamInfo default to.
+        "ALTER TABLE laps ADD COLUMN sectors TEXT NOT NULL DEFAULT '[]'",
+        "ALTER TABLE laps ADD COLUMN compound TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE laps ADD COLUMN stint INTEGER",
+        "ALTER TABLE laps ADD COLUMN tyre_life INTEGER",
+        "ALTER TABLE laps ADD COLUMN pit_in INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE laps ADD COLUMN pit_out INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE streams ADD COLUMN colour TEXT NOT NULL DEFAULT ''",
+    ),
 )
 """Schema migrations: entry i takes ``user_version`` i to i + 1."""
 
@@ -241,10 +254,18 @@ def put_stream(conn: sqlite3.Connection, session_id: SessionId, info: StreamInfo
     with transaction(conn):
         _require_session(conn, session_id)
         conn.execute(
-            """INSERT INTO streams (session, stream, driver, car, channels) VALUES (?, ?, ?, ?, ?)
+            """INSERT INTO streams (session, stream, driver, car, channels, colour)
+               VALUES (?, ?, ?, ?, ?, ?)
                ON CONFLICT (session, stream) DO UPDATE SET driver = excluded.driver,
-               car = excluded.car, channels = excluded.channels""",
-            (session_id, info.stream_id, info.driver, info.car, _shared.encode_json(info.channels)),
+               car = excluded.car, channels = excluded.channels, colour = excluded.colour""",
+            (
+                session_id,
+                info.stream_id,
+                info.driver,
+                info.car,
+                _shared.encode_json(info.channels),
+                info.colour,
+            ),
         )
 
 
@@ -252,9 +273,9 @@ def put_lap(conn: sqlite3.Connection, session_id: SessionId, lap: LapInfo) -> No
     with transaction(conn):
         _stream_row(conn, session_id, StreamId(lap.stream_id))
         conn.execute(
-            """INSERT OR REPLACE INTO laps (session, stream, lap, t0_ns, t1_ns, frames, lap_time)
-               VALUES (?, ?, ?, ?, ?, ?, ?)""",
-            (session_id, lap.stream_id, lap.lap, lap.t0_ns, lap.t1_ns, lap.frames, lap.lap_time),
+            f"INSERT OR REPLACE INTO laps (session, stream, {', '.join(_shared.LAP_COLUMNS)}) "
+            f"VALUES ({', '.join('?' * (len(_shared.LAP_COLUMNS) + 2))})",
+            (session_id, lap.stream_id, *_shared.lap_row(lap)),
         )
 
 
@@ -272,7 +293,7 @@ def summaries(conn: sqlite3.Connection, session_id: SessionId | None) -> list[Se
         if session_id is not None and not sessions:
             raise _shared.unknown_session(session_id)
         streams = conn.execute(
-            f"SELECT session, stream, driver, car, channels FROM streams {where} "
+            f"SELECT session, stream, driver, car, channels, colour FROM streams {where} "
             "ORDER BY session, stream",
             args,
         ).fetchall()
@@ -282,7 +303,7 @@ def summaries(conn: sqlite3.Connection, session_id: SessionId | None) -> list[Se
             args,
         ).fetchall()
         laps = conn.execute(
-            f"SELECT session, stream, lap, t0_ns, t1_ns, frames, lap_time FROM laps {where} "
+            f"SELECT session, stream, {', '.join(_shared.LAP_COLUMNS)} FROM laps {where} "
             "ORDER BY session, stream, lap",
             args,
         ).fetchall()

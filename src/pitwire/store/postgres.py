@@ -12,8 +12,10 @@ Tables (all in the schema; plain SQL reads them, see docs/storage.md)::
 
     pitwire_schema (version, applied_at, applied_by)            applied migrations
     sessions (id, track, source, started_ns, started_at)        started_at: timestamptz
-    streams  (session, stream, driver, car, channels jsonb)     channels: [Channel, ...]
-    laps     (session, stream, lap, t0_ns, t1_ns, frames, lap_time)
+    streams  (session, stream, driver, car, channels jsonb,     channels: [Channel, ...]
+              colour)
+    laps     (session, stream, lap, t0_ns, t1_ns, frames, lap_time, sectors jsonb,
+              compound, stint, tyre_life, pit_in, pit_out)
     chunks   (session, stream, first_seq, last_seq, t0_ns, t1_ns, n, codec smallint,
               stats jsonb, period_ns, holes jsonb, blob bytea)   unique (session, stream,
                                                                  first_seq)
