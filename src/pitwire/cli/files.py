@@ -17,7 +17,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 
-from pitwire.cli import LogLevel, _logging, app, console
+from pitwire.cli import DEFAULT_DB, LogLevel, _logging, app, console
 
 # -- session files: record, inspect, export, import, watch ----------------------------------
 
@@ -427,24 +427,47 @@ def _nothing_to_export(file: Path, problems: list[str], selected: bool) -> typer
 def import_(
     files: Annotated[
         list[Path],
-        typer.Argument(metavar="FILE", help="Session files (.pwr) or Parquet files from export."),
+        typer.Argument(
+            metavar="FILE",
+            help="Session files (.pwr) or Parquet files from export; or the word fastf1 to "
+            "import a historical F1 session (with --year --event --session).",
+        ),
     ],
     server: Annotated[
         str, typer.Option(help="Server URL (HOST:PORT alone means ws://HOST:PORT).")
     ] = "ws://127.0.0.1:8000",
     session: Annotated[
-        str, typer.Option(help="Session id on the server (default: each file's own).")
+        str,
+        typer.Option(
+            help="Session id on the server (default: each file's own). With fastf1: the F1 "
+            "session, R, Q, S, SQ, FP1-FP3."
+        ),
     ] = "",
     timeout: Annotated[
         float, typer.Option(help="Give up after this long without an acknowledgement (s).", min=1)
     ] = 30.0,
+    year: Annotated[int | None, typer.Option(help="fastf1: the season, e.g. 2024.")] = None,
+    event: Annotated[str, typer.Option(help="fastf1: event name, location or round.")] = "",
+    db: Annotated[str, typer.Option(help="fastf1: the store to write to.")] = DEFAULT_DB,
+    cache: Annotated[Path | None, typer.Option(help="fastf1: its cache folder.")] = None,
+    id_: Annotated[
+        str, typer.Option("--id", help="fastf1: session id (default f1-YEAR-LOCATION-SESSION).")
+    ] = "",
     log_level: LogLevel = "warning",
 ) -> None:
     """Import recorded sessions into a server, exactly once.
 
     Frames go through the agent's acknowledged path. Importing a file again adds only frames
-    newer than what the server already stores of each stream."""
+    newer than what the server already stores of each stream.
+
+    pitwire import fastf1 --year 2024 --event Monza --session R loads a historical F1
+    session with FastF1 (the f1 extra) and writes it straight into the store --db, once."""
     _logging(log_level)
+    if files and str(files[0]) == "fastf1" and not files[0].exists():
+        from pitwire.cli.f1 import import_fastf1
+
+        import_fastf1(year=year, event=event, session=session, db=db, cache=cache, session_id=id_)
+        return
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     from pitwire.agent.uplink import UplinkError
     from pitwire.model.ids import ID_PATTERN
