@@ -1,5 +1,5 @@
-"""Tests of the REST surface (pitwire.server.rest) on a real server: stats, health and store
-outages."""
+"""Tests of the REST surface (pitwire.server.rest) on a real server: stats, health, store
+outages, session detail (track, colours, laps, ETag) and frame ranges in every format."""
 
 from __future__ import annotations
 
@@ -7,10 +7,26 @@ import asyncio
 import json
 
 import httpx
+import numpy as np
+import pytest
 from websockets.asyncio.client import connect
 
-from pitwire.model.ids import SessionId
+from loopsession import (
+    FASTEST,
+    T0,
+    counting_loop_store,
+    get,
+    loop_car,
+    loop_store,
+    loop_xy,
+    window,
+)
+from pitwire.analysis.track import MAX_POINTS
+from pitwire.model.frames import FrameBatch
+from pitwire.model.ids import SessionId, StreamId
+from pitwire.model.records import LapInfo, SessionInfo, StreamInfo
 from pitwire.protocol import SUBPROTOCOL
+from pitwire.server import rest
 from pitwire.store.base import StoreUnavailable
 from pitwire.store.memory import MemoryStore
 from support import running_server
@@ -70,11 +86,6 @@ class DownStore(MemoryStore):
         if self.writes_down:
             raise StoreUnavailable("disk offline")
         return await super().write_chunk(**kw)
-
-
-async def get(url: str, path: str) -> httpx.Response:
-    async with httpx.AsyncClient(base_url=url) as client:
-        return await client.get(path)
 
 
 async def post_frames(url: str, n: int, session: str = "r1") -> httpx.Response:
@@ -153,11 +164,6 @@ async def test_sessions_answer_503_json_when_the_store_is_unavailable():
 async def test_session_detail_reports_completeness_per_stream_and_lap():
     """GET /api/sessions/{id} gives frames expected vs received per stream and lap, and each
     gap with its kind, time range and missing frames."""
-    import numpy as np
-
-    from pitwire.model.frames import FrameBatch
-    from pitwire.model.ids import StreamId
-    from pitwire.model.records import LapInfo, SessionInfo, StreamInfo
     from support import car_channels
 
     dt, t0 = 10_000_000, 1_700_000_000_000_000_000  # 100 Hz
@@ -210,3 +216,113 @@ async def test_session_detail_reports_completeness_per_stream_and_lap():
     assert car["received"] == 200 and car["expected"] == 310
     assert car["laps"] == [{"lap": 1, "expected": 310, "received": 200}]
     assert c["received"] == 200 and c["expected"] == 310 and c["ratio"] == round(200 / 310, 6)
+
+
+# --- GET /api/sessions/{id}: track, colours, laps, ETag ---------------------------------
+
+
+async def test_detail_draws_the_track_from_the_fastest_lap():
+    """The session's track outline comes from the fastest complete lap (any car), at most
+    MAX_POINTS points on the circuit, with the bounds of that lap's positions."""
+    store = await loop_store()
+    async with running_server(store=store) as srv:
+        body = (await get(srv.url, "/api/sessions/loop")).json()
+    assert body["track"] == "Loop"  # the track's name, beside its geometry
+    shape = body["track_geometry"]
+    assert (shape["stream"], shape["lap"]) == FASTEST
+    assert 20 < len(shape["x"]) == len(shape["y"]) <= MAX_POINTS
+    x, y = np.array(shape["x"]), np.array(shape["y"])
+    rx, ry = loop_xy(np.linspace(0, 1, 20_000))
+    assert np.hypot(x[:, None] - rx, y[:, None] - ry).min(axis=1).max() < 1.0
+    xmin, ymin, xmax, ymax = shape["bounds"]
+    assert xmin == pytest.approx(rx.min(), abs=2) and xmax == pytest.approx(rx.max(), abs=2)
+    assert ymin == pytest.approx(ry.min(), abs=2) and ymax == pytest.approx(ry.max(), abs=2)
+
+
+async def test_detail_track_without_laps_uses_the_busiest_stream_and_is_null_without_xy(
+    server,
+):
+    """Without laps the outline comes from the stream with the most frames (lap null); a
+    session without x/y channels has track null."""
+    store = await loop_store(laps=False)
+    async with running_server(store=store) as srv:
+        shape = (await get(srv.url, "/api/sessions/loop")).json()["track_geometry"]
+    assert shape["lap"] is None and shape["stream"] == "car-1"  # the slowest car: most frames
+    await post_frames(server.url, 5, session="noxy")
+    await server.app.state.persistence.flush()
+    assert (await get(server.url, "/api/sessions/noxy")).json()["track_geometry"] is None
+
+
+async def test_detail_gives_colours_laps_time_range_and_frames():
+    """Streams keep their fields and gain a colour (their own, else a distinct palette colour
+    stable across requests); laps carry every LapInfo field; the time range and frame total
+    cover the whole session."""
+    store = await loop_store()
+    async with running_server(store=store) as srv:
+        body = (await get(srv.url, "/api/sessions/loop")).json()
+        again = (await get(srv.url, "/api/sessions/loop")).json()
+    streams = body["streams"]
+    assert set(streams[0]) >= {"stream_id", "driver", "car", "frames", "first_seq", "t0_ns"}
+    colours = [s["colour"] for s in streams]
+    assert colours == [s["colour"] for s in again["streams"]]
+    assert colours == ["#ff8000", rest.PALETTE[1], rest.PALETTE[2]]
+    assert len(body["laps"]) == 12
+    assert set(body["laps"][0]) == set(LapInfo.__struct_fields__)
+    assert body["laps"][1]["compound"] == "MEDIUM" and body["laps"][1]["sectors"] == [
+        20.0,
+        20.5,
+        None,
+    ]
+    stored = await window(store, 0, 1000)
+    t1 = max(int(b.t_ns[-1]) for b in stored.values())
+    assert body["time_range"] == {"t0_ns": T0, "t1_ns": t1, "duration_s": (t1 - T0) / 1e9}
+    assert body["frames"] == sum(b.n for b in stored.values())
+
+
+def test_palette_colours_are_distinct_and_readable():
+    """The palette's colours are distinct (well apart in RGB) and each has a contrast of at
+    least 3:1 against the dashboard's dark background (#111111)."""
+
+    def rgb(c: str) -> np.ndarray:
+        return np.array([int(c[i : i + 2], 16) for i in (1, 3, 5)], np.float64)
+
+    def luminance(c: str) -> float:
+        v = rgb(c) / 255
+        lin = np.where(v <= 0.03928, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+        return float(lin @ [0.2126, 0.7152, 0.0722])
+
+    assert len(set(rest.PALETTE)) == len(rest.PALETTE) == 20
+    for c in rest.PALETTE:
+        assert (luminance(c) + 0.05) / (luminance("#111111") + 0.05) >= 3.0, c
+    for i, a in enumerate(rest.PALETTE):
+        for b in rest.PALETTE[i + 1 :]:
+            assert np.linalg.norm(rgb(a) - rgb(b)) > 40, (a, b)
+
+
+async def test_detail_etag_answers_304_without_reading_frames_and_changes_with_data():
+    """GET /api/sessions/{id} sends a strong ETag with Cache-Control no-cache; a matching
+    If-None-Match (also weak or in a list) gets 304 with no body and no frame read; new data
+    changes the ETag."""
+    store = await counting_loop_store()
+    async with running_server(store=store) as srv, httpx.AsyncClient(base_url=srv.url) as c:
+        first = await c.get("/api/sessions/loop")
+        tag = first.headers["etag"]
+        assert first.status_code == 200 and tag.startswith('"') and tag.endswith('"')
+        assert first.headers["cache-control"] == "no-cache"
+        reads = store.reads
+        assert reads >= 1  # the track outline
+        for header in (tag, f"W/{tag}", f'"other", {tag}', "*"):
+            r = await c.get("/api/sessions/loop", headers={"If-None-Match": header})
+            assert r.status_code == 304 and r.content == b"" and r.headers["etag"] == tag
+        assert store.reads == reads
+        r = await c.get("/api/sessions/loop", headers={"If-None-Match": '"other"'})
+        assert r.status_code == 200 and r.headers["etag"] == tag
+        assert store.reads == reads  # the outline came from the cache
+        batch, _ = loop_car("car-1", 0.0)
+        more = FrameBatch(batch.t_ns[-10:] + 10**9, {k: v[-10:] for k, v in batch.columns.items()})
+        await store.write_chunk(
+            session_id=SessionId("loop"), stream_id=StreamId("car-1"), first_seq=10**6, batch=more
+        )
+        changed = await c.get("/api/sessions/loop", headers={"If-None-Match": tag})
+        assert changed.status_code == 200 and changed.headers["etag"] != tag
+        assert changed.json()["streams"][0]["last_seq"] == 10**6 + 9

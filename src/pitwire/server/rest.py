@@ -1,30 +1,90 @@
-"""REST: sessions, health and server figures (the slow surface; documented at /docs)."""
+"""REST: sessions, health and server figures (the slow surface; documented at /docs and in
+docs/rest.md).
+
+``GET /api/sessions/{id}`` answers with a strong ``ETag`` (``Cache-Control: no-cache``): a
+matching ``If-None-Match`` gets 304 without reading any frames. Its track outline is read
+from frames once and kept in a small in-memory cache.
+
+``GET /api/sessions/{id}/frames`` answers a time range of stored frames as JSON, CSV or
+binary DATA frames (spec/protocol.md), bounded by ``MAX_SPAN_S`` of session time and
+``MAX_VALUES`` values per request. Errors are JSON ``{"error": "..."}`` (the app's shape).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import re
 import time
+from collections import OrderedDict
 from typing import Any
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+import msgspec
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from pitwire import __version__
+from pitwire.analysis import track
 from pitwire.analysis.completeness import ChunkSpan, completeness
-from pitwire.model.ids import SessionId
+from pitwire.model.ids import SessionId, StreamId
 from pitwire.server.hub import Hub
 from pitwire.server.ingest import Ingestor
 from pitwire.server.persist import Persistence
+from pitwire.server.ranges import (
+    BIN_MEDIA_TYPE,
+    MAX_SPAN_S,
+    MAX_VALUES,
+    FrameQuery,
+    QueryError,
+    bin_body,
+    channel_table,
+    csv_pieces,
+    json_body,
+    session_range,
+)
 from pitwire.server.stats import ServerStats, rss_bytes
 from pitwire.store.base import SessionSummary, Store, StoreError, UnknownSession
 
 LIVE_WINDOW_NS = 5_000_000_000
 """A session is live while an agent is connected or data arrived this recently."""
+TRACK_CACHE = 64
+"""Track outlines kept in memory (least recently used dropped)."""
+DETAIL_VERSION = 2
+"""Part of every ETag: bumped when the shape of ``GET /api/sessions/{id}`` changes."""
+
+PALETTE = (
+    "#e6194b",  # red
+    "#3cb44b",  # green
+    "#ffe119",  # yellow
+    "#4f8ef7",  # blue
+    "#f58231",  # orange
+    "#b36bff",  # violet
+    "#42d4f4",  # cyan
+    "#f032e6",  # magenta
+    "#bfef45",  # lime
+    "#fabed4",  # pink
+    "#2fb8a8",  # teal
+    "#dcbeff",  # lavender
+    "#c9894a",  # brown
+    "#fffac8",  # cream
+    "#ff7b7b",  # salmon
+    "#aaffc3",  # mint
+    "#b8b83a",  # olive
+    "#ffd8b1",  # apricot
+    "#8e9bff",  # periwinkle
+    "#a9a9a9",  # grey
+)
+"""Colours of streams without their own, by index in the session's stream list: distinct from
+each other and readable on the dashboard's dark background (contrast ≥ 3:1 on #111)."""
+_HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
+_ETAG_ENC = msgspec.msgpack.Encoder()
 
 
 def router(
     *, store: Store, hub: Hub, ingestor: Ingestor, persistence: Persistence, stats: ServerStats
 ) -> APIRouter:
     r = APIRouter()
+    outlines = TrackCache(store)
 
     def is_live(session_id: str) -> bool:
         live = hub.sessions.get(session_id)
@@ -41,19 +101,91 @@ def router(
 
     @r.get(
         "/api/sessions/{session_id}",
-        summary="One session: channels, streams (cars), laps, time range, frame counts and "
-        "completeness (frames expected vs received per stream and lap, gaps with their times)",
-        responses={404: {"description": "No such session"}},
+        summary="One session: channels, streams (cars) with their colours, laps, time range, "
+        "frame counts, track outline and completeness (frames expected vs received per stream "
+        "and lap, gaps with their times). ETag: answers 304 to a matching If-None-Match",
+        responses={304: {"description": "Not modified"}, 404: {"description": "No such session"}},
     )
-    async def get_session(session_id: str) -> JSONResponse:
+    async def get_session(session_id: str, request: Request) -> Response:
         try:
             s = await store.get_session(SessionId(session_id))
             index = await store.chunk_index(SessionId(session_id))
+            live = is_live(session_id)
+            tag = detail_etag(s, index, live=live)
+            headers = {"ETag": tag, "Cache-Control": "no-cache"}
+            if etag_matches(request.headers.get("if-none-match"), tag):
+                return Response(status_code=304, headers=headers)
+            outline = await outlines.get(s, index)
         except UnknownSession:
             return JSONResponse({"error": f"no session {session_id!r}"}, status_code=404)
         except StoreError as exc:
             return _unavailable(exc)
-        return JSONResponse(session_detail(s, index, live=is_live(session_id)))
+        return JSONResponse(session_detail(s, index, live=live, geometry=outline), headers=headers)
+
+    @r.get(
+        "/api/sessions/{session_id}/frames",
+        summary=f"Stored frames of a time range as JSON, CSV or binary DATA frames; at most "
+        f"{MAX_SPAN_S:g} s of session time and {MAX_VALUES:,} values per request "
+        "(docs/rest.md)",
+        responses={
+            400: {"description": "A bad parameter, or a range over a limit"},
+            404: {"description": "No such session"},
+        },
+    )
+    async def get_frames(
+        session_id: str,
+        from_: float = Query(
+            0.0, alias="from", description="Start [s from the session's first frame], included"
+        ),
+        to: float | None = Query(
+            None,
+            description=f"End [s from the session's first frame], excluded; default from + "
+            f"{MAX_SPAN_S:g} or just past the session's last frame, whichever is first",
+        ),
+        streams: str | None = Query(None, description="Stream ids, comma separated; default all"),
+        channels: str | None = Query(
+            None, description="Channel names, comma separated; default every channel"
+        ),
+        format: str = Query("json", description="json, csv or bin"),
+    ) -> Response:
+        try:
+            s = await store.get_session(SessionId(session_id))
+            index = await store.chunk_index(SessionId(session_id))
+            q = FrameQuery.parse(
+                s, index, start=from_, end=to, streams=streams, channels=channels, fmt=format
+            )
+            if q.read_ns is None:  # nothing stored there: no read
+                batches = q.nothing()
+            else:
+                batches = await store.read_window(
+                    session_id=SessionId(session_id),
+                    t0_ns=q.read_ns[0],
+                    t1_ns=q.read_ns[1],
+                    streams=q.streams,
+                )
+            selected = q.select(batches)
+        except QueryError as exc:
+            return exc.response()
+        except UnknownSession:
+            return JSONResponse({"error": f"no session {session_id!r}"}, status_code=404)
+        except StoreError as exc:
+            return _unavailable(exc)
+        headers = {
+            "X-Pitwire-T0-Ns": str(q.t0_ns),
+            "X-Pitwire-Streams": ",".join(q.streams),
+        }
+        if q.fmt == "csv":
+            name = f"{session_id}_{q.from_s:g}-{q.to_s:g}.csv"
+            headers["Content-Disposition"] = f"attachment; filename={name}"
+            return StreamingResponse(
+                csv_pieces(q, selected), media_type="text/csv; charset=utf-8", headers=headers
+            )
+        if q.fmt == "bin":
+            headers["X-Pitwire-Channels"] = ",".join(q.table)
+            body = await asyncio.to_thread(bin_body, q, selected)
+            return Response(body, media_type=BIN_MEDIA_TYPE, headers=headers)
+        body = await asyncio.to_thread(json_body, session_id, q, selected)
+        return Response(body, media_type="application/json", headers=headers)
 
     @r.get("/healthz", summary="Liveness and store health")
     async def healthz() -> JSONResponse:
@@ -94,6 +226,9 @@ def router(
     return r
 
 
+# --- GET /api/sessions/{id} ---------------------------------------------------------------
+
+
 def session_brief(s: SessionSummary, *, live: bool) -> dict[str, Any]:
     """A session's line in ``GET /api/sessions``."""
     return {
@@ -108,59 +243,114 @@ def session_brief(s: SessionSummary, *, live: bool) -> dict[str, Any]:
     }
 
 
+def stream_colours(s: SessionSummary) -> list[str]:
+    """Each stream's colour: its own when set ('#rrggbb'), else the palette's by its index in
+    the session's stream list."""
+    out = []
+    for i, st in enumerate(s.streams):
+        own = getattr(st.info, "colour", "") or ""
+        out.append(own.lower() if _HEX_COLOUR.match(own) else PALETTE[i % len(PALETTE)])
+    return out
+
+
 def session_detail(
-    s: SessionSummary, index: dict[str, list[ChunkSpan]], *, live: bool
+    s: SessionSummary,
+    index: dict[str, list[ChunkSpan]],
+    *,
+    live: bool,
+    geometry: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """``GET /api/sessions/{id}``: the brief, channels, streams, laps, time range and
-    completeness (from the chunk index)."""
-    channels: dict[str, dict[str, Any]] = {}
-    for st in s.streams:
-        for ch in st.info.channels:
-            channels.setdefault(
-                ch.name,
-                {
-                    "name": ch.name,
-                    "unit": ch.unit,
-                    "dtype": ch.dtype,
-                    "resolution": ch.resolution,
-                    "description": ch.description,
-                },
-            )
-    stored = [st for st in s.streams if st.frames]
+    """``GET /api/sessions/{id}``: the brief, channels, streams with colours, laps (every
+    field of LapInfo), time range, track_geometry (the outline from ``TrackCache``; None when
+    not computed or the session has no positions) and completeness (from the chunk index)."""
+    t0, t1 = session_range(s)
     return {
         **session_brief(s, live=live),
-        "channels": list(channels.values()),
+        "channels": list(channel_table(s).values()),
         "streams": [
             {
                 "stream_id": st.info.stream_id,
                 "driver": st.info.driver,
                 "car": st.info.car,
+                "colour": colour,
                 "frames": st.frames,
                 "first_seq": st.first_seq,
                 "last_seq": st.last_seq,
                 "t0_ns": st.t0_ns,
                 "t1_ns": st.t1_ns,
             }
-            for st in s.streams
+            for st, colour in zip(s.streams, stream_colours(s), strict=True)
         ],
-        "laps": [
-            {
-                "stream_id": lap.stream_id,
-                "lap": lap.lap,
-                "t0_ns": lap.t0_ns,
-                "t1_ns": lap.t1_ns,
-                "frames": lap.frames,
-                "lap_time": lap.lap_time,
-            }
-            for lap in s.laps
-        ],
-        "time_range": {
-            "t0_ns": min((st.t0_ns for st in stored), default=0),
-            "t1_ns": max((st.t1_ns for st in stored), default=0),
-        },
+        "laps": [msgspec.to_builtins(lap) for lap in s.laps],
+        "time_range": {"t0_ns": t0, "t1_ns": t1, "duration_s": (t1 - t0) / 1e9},
         "frames": s.frames,
+        "track_geometry": geometry,
         "completeness": completeness(index, s.laps).to_builtins(),
     }
+
+
+def detail_etag(s: SessionSummary, index: dict[str, list[ChunkSpan]], *, live: bool) -> str:
+    """A strong validator of everything ``GET /api/sessions/{id}`` depends on: session and
+    stream info, stored-frame figures, laps, the chunk index and the live flag."""
+    digest = hashlib.blake2b(
+        _ETAG_ENC.encode((DETAIL_VERSION, s, index, live)), digest_size=16
+    ).hexdigest()
+    return f'"{digest}"'
+
+
+def etag_matches(header: str | None, etag: str) -> bool:
+    """True when an ``If-None-Match`` header names ``etag`` (or is ``*``); weak comparison, as
+    RFC 9110 prescribes for If-None-Match."""
+    if not header:
+        return False
+    tags = [t.strip() for t in header.split(",")]
+    return "*" in tags or any(t.removeprefix("W/") == etag for t in tags)
+
+
+class TrackCache:
+    """Track outlines by what they are drawn from (session, stream, lap, time window and the
+    frames stored in it), so that a live session's growing ETag does not re-read a lap."""
+
+    def __init__(self, store: Store, size: int = TRACK_CACHE) -> None:
+        self.store = store
+        self.size = size
+        self._cache: OrderedDict[tuple[object, ...], track.TrackOutline | None] = OrderedDict()
+
+    async def get(
+        self, s: SessionSummary, index: dict[str, list[ChunkSpan]]
+    ) -> dict[str, Any] | None:
+        """The session's outline; None when no stream has usable x/y positions."""
+        with_xy = [
+            (st.info.stream_id, st.frames, st.t0_ns)
+            for st in s.streams
+            if {"x", "y"} <= {c.name for c in st.info.channels}
+        ]
+        for source in track.choose(s.laps, with_xy):
+            stored = sum(
+                span.n
+                for span in index.get(source.stream, ())
+                if span.t1_ns >= source.t0_ns and span.t0_ns <= source.t1_ns
+            )
+            key = (s.info.session_id, source.stream, source.lap, source.t0_ns, source.t1_ns, stored)
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                found = self._cache[key]
+            else:
+                batch = await self.store.read_frames(
+                    session_id=SessionId(s.info.session_id),
+                    stream_id=StreamId(source.stream),
+                    t0_ns=source.t0_ns,
+                    t1_ns=source.t1_ns,
+                )
+                found = track.outline(
+                    batch.columns["x"], batch.columns["y"], stream=source.stream, lap=source.lap
+                )
+                self._cache[key] = found
+                while len(self._cache) > self.size:
+                    self._cache.popitem(last=False)
+            if found is not None:
+                return msgspec.to_builtins(found)  # type: ignore[no-any-return]
+        return None
 
 
 def _unavailable(exc: Exception) -> JSONResponse:
