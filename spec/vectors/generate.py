@@ -8,7 +8,7 @@ import pathlib
 
 import numpy as np
 
-from pitwire.protocol import frames
+from pitwire.protocol import frames, state
 
 HERE = pathlib.Path(__file__).parent
 
@@ -65,6 +65,96 @@ def main() -> None:
         ),
     ]
     (HERE / "data_frames.json").write_text(json.dumps(cases, indent=2) + "\n")
+    (HERE / "state_frames.json").write_text(json.dumps(state_cases(), indent=2) + "\n")
+
+
+def state_cases() -> dict:
+    """A sequence of STATE frames for two groups, to be applied in order."""
+    t0 = 1_763_000_000_123_456_789
+    groups = {7: [0.01, 1.0, None], 9: [0.1, 0.001]}
+    enc = state.StateEncoder(groups)
+    nan = float("nan")
+    steps = [
+        (
+            "keyframe",
+            "a keyframe: group 7 speed 123.45 km/h, rpm 8000, an exact 0.1; "
+            "group 9 has no frame yet",
+            dict(epoch=1, t_ns=t0, keyframe=True, values={7: [123.45, 8000.0, 0.1], 9: None}),
+        ),
+        (
+            "delta",
+            "a delta: speed +0.5 (a 1-byte varint), rpm -300 (2 bytes), group 9 gets values",
+            dict(
+                epoch=1,
+                t_ns=t0 + 40_000_000,
+                keyframe=False,
+                values={7: [123.95, 7700.0, 0.1], 9: [-5.0, 0.5]},
+            ),
+        ),
+        (
+            "nothing_changed",
+            "a delta with no change: only the header and its instant",
+            dict(
+                epoch=1,
+                t_ns=t0 + 80_000_000,
+                keyframe=False,
+                values={7: [123.95, 7700.0, 0.1], 9: [-5.0, 0.5]},
+            ),
+        ),
+        (
+            "exact_and_missing",
+            "the exact column changes, a stepped column loses its value (NaN)",
+            dict(
+                epoch=1,
+                t_ns=t0 + 120_000_000,
+                keyframe=False,
+                values={7: [123.95, nan, 2.5e300], 9: [-5.0, 0.5]},
+            ),
+        ),
+        (
+            "seek",
+            "a seek: epoch 2 opens with a keyframe; values are absolute again",
+            dict(
+                epoch=2,
+                t_ns=t0 - 60_000_000_000,
+                keyframe=True,
+                values={7: [0.0, 900.0, -1.0], 9: [1e20, float("inf")]},
+            ),
+        ),
+    ]
+    frames_out = []
+    dec = state.StateDecoder(groups)
+    for name, desc, kw in steps:
+        values = {
+            g: None if v is None else np.array(v, np.float64) for g, v in kw["values"].items()
+        }
+        data = enc.encode(
+            epoch=kw["epoch"], t_ns=kw["t_ns"], values=values, keyframe=kw["keyframe"]
+        )
+        dec.apply(data)
+        frames_out.append(
+            {
+                "name": name,
+                "description": desc,
+                "hex": data.hex(),
+                "keyframe": kw["keyframe"],
+                "epoch": kw["epoch"],
+                "t_ns": str(kw["t_ns"]),
+                "state": {
+                    str(g): [
+                        None if x != x else (str(x) if abs(x) == float("inf") else x)
+                        for x in row.tolist()
+                    ]
+                    for g, row in dec.state.items()
+                },
+            }
+        )
+    return {
+        "description": "apply the frames in order; 'state' is every group's values after "
+        "each (null = no value)",
+        "groups": {str(g): r for g, r in groups.items()},
+        "frames": frames_out,
+    }
 
 
 if __name__ == "__main__":

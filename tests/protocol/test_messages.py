@@ -11,8 +11,11 @@ from pitwire.protocol import messages
 from pitwire.protocol.messages import (
     Ack,
     Advertise,
+    Clock,
+    Control,
     Hello,
     ProtocolError,
+    Replay,
     ServerInfo,
     Status,
     Subscribe,
@@ -37,6 +40,11 @@ EXPECTED_TYPES = {
     "unsubscribe": Unsubscribe,
     "status_lagging": Status,
     "ack": Ack,
+    "replay": Replay,
+    "replay_delayed": Replay,
+    "control_seek_lap": Control,
+    "control_step": Control,
+    "clock": Clock,
 }
 
 

@@ -329,6 +329,61 @@ def test_viewer_subscribe_becomes_subscribe_requested():
     assert peer.outgoing() == []
 
 
+def test_viewer_replay_and_controls_become_events():
+    """A valid replay becomes ReplayRequested; controls of that replay ControlRequested."""
+    from pitwire.protocol.peer import ControlRequested, ReplayRequested
+
+    peer = ViewerPeer("s")
+    peer.receive_text('{"op":"replay","id":2,"fps":30,"speed":4,"streams":[1]}')
+    [ev] = peer.events()
+    assert isinstance(ev, ReplayRequested)
+    assert (ev.request.fps, ev.request.speed, ev.request.streams) == (30, 4, [1])
+    peer.receive_text('{"op":"control","id":2,"action":"seek","lap":3}')
+    [ev] = peer.events()
+    assert isinstance(ev, ControlRequested) and ev.request.lap == 3
+    assert peer.outgoing() == []
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('{"op":"replay","id":1,"speed":65}', "speed must be between 0.1 and 64"),
+        ('{"op":"replay","id":1,"speed":0.05}', "speed must be between 0.1 and 64"),
+        ('{"op":"replay","id":1,"fps":0}', "fps must be between 1 and 60"),
+        ('{"op":"replay","id":1,"delay":-2}', "delay must be >= 0"),
+        ('{"op":"control","id":1,"action":"play"}', "no replay 1"),
+    ],
+)
+def test_viewer_bad_replay_requests_get_an_error_status(text: str, problem: str):
+    """Out-of-range replays and controls without a replay get an error status, no event."""
+    peer = ViewerPeer("s")
+    peer.receive_text(text)
+    status = last_status(peer)
+    assert (status.level, status.subscription) == ("error", 1)
+    assert problem in status.message
+    assert peer.events() == []
+
+
+@pytest.mark.parametrize(
+    ("control", "problem"),
+    [
+        ('"action":"seek"', "seek needs either t"),
+        ('"action":"seek","t":5,"lap":2', "seek needs either t"),
+        ('"action":"speed","speed":100', "speed must be between"),
+        ('"action":"speed"', "speed must be between"),
+        ('"action":"rewind"', "bad control message"),
+    ],
+)
+def test_viewer_bad_controls_get_an_error_status(control: str, problem: str):
+    """A control missing what its action needs is refused with a message saying what."""
+    peer = ViewerPeer("s")
+    peer.receive_text('{"op":"replay","id":1}')
+    peer.events()
+    peer.receive_text('{"op":"control","id":1,' + control + "}")
+    assert problem in last_status(peer).message
+    assert peer.events() == []
+
+
 def test_viewer_negative_max_rate_gets_an_error_status():
     """A subscribe with maxRate < 0 gets status error for that subscription and no event."""
     peer = ViewerPeer("s")

@@ -28,6 +28,12 @@ function describeOp(msg: Message): string {
       return `${msg.level} ${msg.code}`;
     case "ack":
       return `ack ${msg.stream}:${msg.seq}`;
+    case "replay":
+      return msg.delay != null ? `delayed-live ${msg.id} ${msg.delay} s` : `replay ${msg.id}`;
+    case "control":
+      return `control ${msg.id} ${msg.action}`;
+    case "clock":
+      return `clock ${msg.id} epoch ${msg.epoch} ${msg.playing ? "playing" : "paused"}`;
     default:
       return assertNever(msg);
   }
@@ -74,6 +80,32 @@ describe("decoding details", () => {
 
   test("a JSON value that is not an object, or has no string op, is rejected", () => {
     for (const text of ["[]", "3", "null", '{"op":1}', "{}"]) expect(() => decodeMessage(text)).toThrow(ProtocolError);
+  });
+
+  test("replay ops keep absent optional fields absent and drop unknown ones", () => {
+    expect(decodeMessage('{"op":"replay","id":4,"delay":45.0,"future":1}')).toEqual({ op: "replay", id: 4, delay: 45 });
+    expect(decodeMessage('{"op":"control","id":3,"action":"pause"}')).toEqual({ op: "control", id: 3, action: "pause" });
+  });
+
+  test("control accepts exactly the six actions", () => {
+    for (const action of ["play", "pause", "seek", "speed", "step", "live"]) {
+      expect(decodeMessage(`{"op":"control","id":1,"action":"${action}"}`)).toMatchObject({ action });
+    }
+    expect(() => decodeMessage('{"op":"control","id":1,"action":"rewind"}')).toThrow(/bad control message: action: expected/);
+  });
+
+  test("replay, control and clock errors name the offending field", () => {
+    expect(() => decodeMessage('{"op":"replay","id":1,"paused":"yes"}')).toThrow(/paused: expected a boolean, got string/);
+    expect(() => decodeMessage('{"op":"replay","id":1,"streams":[1,"2"]}')).toThrow(/streams\[1\]: expected an integer/);
+    expect(() => decodeMessage('{"op":"control","id":1,"action":"seek","lap":1.5}')).toThrow(/lap: expected an integer/);
+    expect(() => decodeMessage('{"op":"clock","id":1,"epoch":1,"t":0,"playing":true,"speed":1,"start":0,"fps":25}')).toThrow(
+      /end: missing required field/,
+    );
+  });
+
+  test("a ns timestamp beyond 2^53 decodes to the nearest double", () => {
+    const msg = decodeMessage('{"op":"replay","id":3,"t":1763000000123456789}');
+    expect(msg).toMatchObject({ t: 1763000000123456789 });
   });
 
   test("an op inherited from Object.prototype is not mistaken for a known op", () => {

@@ -31,6 +31,8 @@ export const SUBPROTOCOL = "pitwire.v1";
 
 export type Role = "viewer" | "agent";
 export type Level = "info" | "warning" | "error";
+/** What a `control` message asks of the replay (spec/protocol.md §Replay and delayed-live). */
+export type ReplayAction = "play" | "pause" | "seek" | "speed" | "step" | "live";
 
 /** A channel as advertised; `id` is its index in the session's channel table. */
 export interface ChannelDesc {
@@ -114,13 +116,93 @@ export interface Ack {
   seq: number;
 }
 
-export type Message = Hello | ServerInfo | Advertise | Subscribe | Subscribed | Unsubscribe | Status | Ack;
+/**
+ * Viewer opens a replay of the session (one per connection; a new one replaces it), or a
+ * delayed-live view when `delay` is set. Timestamps [ns since epoch] exceed 2^53 and are
+ * rounded to the nearest double by JSON.parse.
+ */
+export interface Replay {
+  op: "replay";
+  id: number;
+  /** Stream ids; absent/null = all (for delayed-live also future ones). */
+  streams?: number[] | null;
+  /** Channel ids; absent/null = all. */
+  channels?: number[] | null;
+  /** STATE frames per second [Hz], 1-60; absent = 25. */
+  fps?: number;
+  /** Replay speed, 0.1-64; absent = 1. */
+  speed?: number;
+  /** Where to start [ns since epoch]; absent/null = the session's first frame. */
+  t?: number | null;
+  /** Open paused; absent = false. */
+  paused?: boolean;
+  /** Delayed-live: follow the live session this far behind [s]; absent/null = a replay. */
+  delay?: number | null;
+}
+/**
+ * Viewer controls its replay. `seek` takes `t` [ns since epoch], or `lap` and optionally
+ * `stream` (absent = the first stream to start that lap); `speed` takes `speed`; `step`
+ * pauses and moves by `by` [s] (absent = one tick, 1/fps); `live` returns to the set delay.
+ */
+export interface Control {
+  op: "control";
+  /** The replay's id. */
+  id: number;
+  action: ReplayAction;
+  t?: number | null;
+  lap?: number | null;
+  stream?: number | null;
+  speed?: number | null;
+  by?: number | null;
+}
+/**
+ * Server → viewer: the replay clock, sent when the replay opens, after every control, every
+ * second while playing (between two, the clock runs at `speed`) and when it stops at its end.
+ */
+export interface Clock {
+  op: "clock";
+  id: number;
+  /** Frames of an older epoch than the newest clock's are stale and dropped. */
+  epoch: number;
+  /** The clock's instant when sent [ns since epoch]. */
+  t: number;
+  playing: boolean;
+  speed: number;
+  /** What can be played [ns since epoch]; for delayed-live `end` is now − delay and moves. */
+  start: number;
+  end: number;
+  /** STATE frames per second [Hz]. */
+  fps: number;
+  /** Delayed-live delay [s]; absent/null for a replay. */
+  delay?: number | null;
+  /** True when the replay stopped at its end; absent = false. */
+  ended?: boolean;
+}
+
+export type Message =
+  | Hello
+  | ServerInfo
+  | Advertise
+  | Subscribe
+  | Subscribed
+  | Unsubscribe
+  | Status
+  | Ack
+  | Replay
+  | Control
+  | Clock;
 export type Op = Message["op"];
 
 /** Compile-time exhaustiveness check for `switch (msg.op)`; throws if reached at runtime. */
 export function assertNever(value: never): never {
   throw new ProtocolError(`unhandled message: ${JSON.stringify(value)}`);
 }
+
+const bool = (v: Json, path: string): boolean => {
+  if (typeof v === "boolean") return v;
+  const got = v === null ? "null" : Array.isArray(v) ? "array" : typeof v;
+  throw new ProtocolError(`${path}: expected a boolean, got ${got}`);
+};
 
 const channelDesc = object<ChannelDesc>((o, p) =>
   compact({
@@ -189,6 +271,43 @@ const readers: { [K in Op]: (o: JsonObject) => Extract<Message, { op: K }> } = {
       subscription: opt(o, "subscription", nullable(int)),
     }),
   ack: (o) => ({ op: "ack", stream: req(o, "stream", int), seq: req(o, "seq", int) }),
+  replay: (o) =>
+    compact({
+      op: "replay",
+      id: req(o, "id", int),
+      streams: opt(o, "streams", nullable(listOf(int))),
+      channels: opt(o, "channels", nullable(listOf(int))),
+      fps: opt(o, "fps", num),
+      speed: opt(o, "speed", num),
+      t: opt(o, "t", nullable(int)),
+      paused: opt(o, "paused", bool),
+      delay: opt(o, "delay", nullable(num)),
+    }),
+  control: (o) =>
+    compact({
+      op: "control",
+      id: req(o, "id", int),
+      action: req(o, "action", oneOf<ReplayAction>("play", "pause", "seek", "speed", "step", "live")),
+      t: opt(o, "t", nullable(int)),
+      lap: opt(o, "lap", nullable(int)),
+      stream: opt(o, "stream", nullable(int)),
+      speed: opt(o, "speed", nullable(num)),
+      by: opt(o, "by", nullable(num)),
+    }),
+  clock: (o) =>
+    compact({
+      op: "clock",
+      id: req(o, "id", int),
+      epoch: req(o, "epoch", int),
+      t: req(o, "t", int),
+      playing: req(o, "playing", bool),
+      speed: req(o, "speed", num),
+      start: req(o, "start", int),
+      end: req(o, "end", int),
+      fps: req(o, "fps", num),
+      delay: opt(o, "delay", nullable(num)),
+      ended: opt(o, "ended", bool),
+    }),
 };
 
 const isOp = (op: string): op is Op => Object.hasOwn(readers, op);

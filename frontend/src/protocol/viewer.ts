@@ -119,10 +119,14 @@ export class ViewerPeer {
       case "status":
         this.evs.push({ type: "status", level: msg.level, code: msg.code, message: msg.message });
         break;
+      case "clock":
+        break; // replays: the dashboard's replay view reads these (not this live viewer)
       case "hello":
       case "subscribe":
       case "unsubscribe":
       case "ack":
+      case "replay":
+      case "control":
         this.evs.push({ type: "error", message: `unexpected ${msg.op} message from the server` });
         break;
       default:

@@ -124,7 +124,68 @@ class Ack(_Msg, tag="ack", kw_only=True):
     seq: int
 
 
-Message = Hello | ServerInfo | Advertise | Subscribe | Subscribed | Unsubscribe | Status | Ack
+class Replay(_Msg, tag="replay", kw_only=True):
+    """Viewer opens a replay of the session on this connection (one per connection; a new
+    one replaces it). ``streams``/``channels`` as in ``subscribe``; ``fps``: STATE frames per
+    second [Hz]; ``t``: where to start [ns since epoch], None = the session's start;
+    ``delay``: delayed-live instead, following the live session this many seconds behind."""
+
+    id: int
+    streams: list[int] | None = None
+    channels: list[int] | None = None
+    fps: float = 25.0
+    speed: float = 1.0
+    t: int | None = None
+    paused: bool = False
+    delay: float | None = None
+
+
+class Control(_Msg, tag="control", kw_only=True):
+    """Viewer controls its replay. action: ``play``, ``pause``, ``seek`` (to ``t`` [ns since
+    epoch], or to the start of ``lap`` of ``stream`` (id; None = the first car to start that
+    lap)), ``speed`` (``speed``, 0.1 to 64), ``step`` (pause, then move ``by`` [s], default
+    one tick), ``live`` (delayed-live: back to the set delay behind live)."""
+
+    id: int
+    action: Literal["play", "pause", "seek", "speed", "step", "live"]
+    t: int | None = None
+    lap: int | None = None
+    stream: int | None = None
+    speed: float | None = None
+    by: float | None = None
+
+
+class Clock(_Msg, tag="clock", kw_only=True):
+    """Server → viewer: the replay clock. Sent when the replay opens, after every control,
+    every second while playing, and when it stops at the end. ``t`` [ns since epoch] is the
+    clock's instant when sent; ``start``/``end`` bound what can be played (``end`` moves
+    with a live session); ``delay`` [s] is set for delayed-live."""
+
+    id: int
+    epoch: int
+    t: int
+    playing: bool
+    speed: float
+    start: int
+    end: int
+    fps: float
+    delay: float | None = None
+    ended: bool = False
+
+
+Message = (
+    Hello
+    | ServerInfo
+    | Advertise
+    | Subscribe
+    | Subscribed
+    | Unsubscribe
+    | Status
+    | Ack
+    | Replay
+    | Control
+    | Clock
+)
 
 _decoder: msgspec.json.Decoder[Message] = msgspec.json.Decoder(Message)
 _encoder = msgspec.json.Encoder()

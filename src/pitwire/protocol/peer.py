@@ -29,7 +29,9 @@ from pitwire.protocol.messages import (
     Ack,
     Advertise,
     ChannelDesc,
+    Control,
     Hello,
+    Replay,
     ServerInfo,
     Status,
     StreamDesc,
@@ -48,7 +50,9 @@ the same session is sending (after a ``status`` error with code ``stream_taken``
 STREAM_TAKEN = "stream_taken"
 
 SERVER_NAME = f"pitwire/{__version__}"
-CAPABILITIES = ["subscribe", "maxRate", "status", "ack"]
+CAPABILITIES = ["subscribe", "maxRate", "status", "ack", "replay", "delayedLive"]
+MIN_SPEED, MAX_SPEED = 0.1, 64.0
+MIN_FPS, MAX_FPS = 1.0, 60.0
 
 Outgoing = str | bytes
 
@@ -84,6 +88,16 @@ class SubscribeRequested:
 @dataclass(frozen=True, slots=True)
 class UnsubscribeRequested:
     id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayRequested:
+    request: Replay
+
+
+@dataclass(frozen=True, slots=True)
+class ControlRequested:
+    request: Control
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +145,8 @@ Event = (
     | StatusReceived
     | FramesDropped
     | CloseRequested
+    | ReplayRequested
+    | ControlRequested
 )
 
 
@@ -298,6 +314,7 @@ class ViewerPeer(_Peer):
         super().__init__()
         self.session = session
         self.subscriptions: set[int] = set()
+        self.replay: int | None = None
 
     def connection_made(self) -> None:
         """The server speaks first: serverInfo (the adapter sends advertise next)."""
@@ -339,6 +356,21 @@ class ViewerPeer(_Peer):
             case Unsubscribe():
                 self.subscriptions.discard(msg.id)
                 self._events.append(UnsubscribeRequested(msg.id))
+            case Replay():
+                problem = _replay_problem(msg)
+                if problem:
+                    self._refuse(msg.id, problem)
+                    return
+                self.replay = msg.id
+                self._events.append(ReplayRequested(msg))
+            case Control():
+                problem = _control_problem(msg)
+                if self.replay != msg.id:
+                    problem = f"no replay {msg.id} is open on this connection"
+                if problem:
+                    self._refuse(msg.id, problem)
+                    return
+                self._events.append(ControlRequested(msg))
             case _:
                 self.send(
                     Status(
@@ -348,6 +380,9 @@ class ViewerPeer(_Peer):
                     )
                 )
 
+    def _refuse(self, sid: int, message: str) -> None:
+        self.send(Status(level="error", code="bad_message", message=message, subscription=sid))
+
     def _on_bad_message(self, message: str) -> None:
         # A viewer's mistake is answered, not punished: it may be a newer client.
         self.send(Status(level="warning", code="bad_message", message=message))
@@ -356,6 +391,27 @@ class ViewerPeer(_Peer):
         self.send(
             Status(level="warning", code="bad_message", message="viewers send no binary frames")
         )
+
+
+def _replay_problem(msg: Replay) -> str:
+    if not MIN_FPS <= msg.fps <= MAX_FPS:
+        return f"fps must be between {MIN_FPS:g} and {MAX_FPS:g}, not {msg.fps:g}"
+    if not MIN_SPEED <= msg.speed <= MAX_SPEED:
+        return f"speed must be between {MIN_SPEED:g} and {MAX_SPEED:g}, not {msg.speed:g}"
+    if msg.delay is not None and not msg.delay >= 0:
+        return f"delay must be >= 0 s, not {msg.delay:g}"
+    return ""
+
+
+def _control_problem(msg: Control) -> str:
+    match msg.action:
+        case "seek" if (msg.t is None) == (msg.lap is None):
+            return "seek needs either t [ns since epoch] or lap"
+        case "speed" if msg.speed is None or not MIN_SPEED <= msg.speed <= MAX_SPEED:
+            return f"speed must be between {MIN_SPEED:g} and {MAX_SPEED:g}"
+        case "step" if msg.by is not None and not abs(msg.by) < 1e6:
+            return "step: by must be a number of seconds"
+    return ""
 
 
 # --- the agent's side ---------------------------------------------------------------------
