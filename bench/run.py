@@ -7,7 +7,16 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).parent
-BENCHES = ["live.py", "fanout.py", "ingest.py", "capture.py", "sessionfile.py", "codec.py"]
+BENCHES = [
+    "live.py",
+    "fanout.py",
+    "ingest.py",
+    "capture.py",
+    "sessionfile.py",
+    "codec.py",
+    "store.py",
+    "replay.py",
+]
 
 if __name__ == "__main__":
     failed = 0

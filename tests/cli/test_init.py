@@ -146,6 +146,22 @@ def test_serve_with_an_unreachable_database_exits_2_in_one_line():
 
 
 @pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--replay-cache", "lots"], "--replay-cache: 'lots' is not a size"),
+        (["--replay-cache", "0MB"], "--replay-cache: '0MB' is not a positive size"),
+        (["--max-delay", "0.5"], "--max-delay"),
+    ],
+)
+def test_serve_with_bad_replay_options_exits_2(args: list[str], needle: str):
+    """serve with a replay cache that is not a positive size, or a maximum delay under a
+    second, exits 2 naming the option."""
+    code, out = run("serve", "--db", "memory://", "--port", "0", *args)
+    assert code == 2, out
+    assert needle in out
+
+
+@pytest.mark.parametrize(
     ("server", "needle"),
     [
         ("ftp://127.0.0.1:8611", "--server 'ftp://127.0.0.1:8611': the scheme 'ftp' is not"),

@@ -133,6 +133,18 @@ def _run(app_: FastAPI, host: str, port: int, ready: Callable[[str], None], hint
         pass
 
 
+def _size_option(flag: str, text: str) -> int:
+    """A positive size like 500MB; a bad one ends the command with a message."""
+    try:
+        size = parse_size(text)
+        if size <= 0:
+            raise ValueError(f"{text!r} is not a positive size")
+    except ValueError as exc:
+        console.print(f"[red]error:[/] {flag}: {exc}")
+        raise typer.Exit(2) from None
+    return size
+
+
 @app.command()
 def serve(
     host: Host = "127.0.0.1",
@@ -157,22 +169,34 @@ def serve(
             "and agents keep them."
         ),
     ] = "4GB",
+    replay_cache: Annotated[
+        str,
+        typer.Option(
+            help="Memory for decoded frames that replays share (e.g. 256MB, 1GB); a session "
+            "that fits a quarter of it is read whole when first replayed."
+        ),
+    ] = "256MB",
+    max_delay: Annotated[
+        float,
+        typer.Option(
+            help="Longest delay delayed-live viewers may ask for (seconds); live sessions "
+            "watched with a delay keep this much in memory.",
+            min=1,
+        ),
+    ] = 600.0,
     log_level: LogLevel = "info",
 ) -> None:
-    """Run the server: ingest, live fan-out, storage, REST and the dashboard."""
+    """Run the server: ingest, live fan-out, storage, replay, REST and the dashboard."""
     _logging(log_level)
-    try:
-        spool_bytes = parse_size(spool_max)
-        if spool_bytes <= 0:
-            raise ValueError(f"{spool_max!r} is not a positive size")
-    except ValueError as exc:
-        console.print(f"[red]error:[/] --spool-max: {exc}")
-        raise typer.Exit(2) from None
+    spool_bytes = _size_option("--spool-max", spool_max)
+    cache_bytes = _size_option("--replay-cache", replay_cache)
     server_app = _make_app(
         db,
         lag_limit=lag_limit,
         spool_dir=None if spool_dir == "off" else spool_dir,
         spool_max=spool_bytes,
+        replay_cache=cache_bytes,
+        max_delay=max_delay,
     )
 
     def ready(url: str) -> None:
@@ -517,5 +541,6 @@ def demo(
         console.print("pitwire demo stopped.")
 
 
+from pitwire.cli import f1 as _f1  # noqa: E402,F401 - the same
 from pitwire.cli import files as _files  # noqa: E402,F401 - registers its commands on ``app``
 from pitwire.cli import record as _record  # noqa: E402,F401 - the same

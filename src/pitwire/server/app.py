@@ -24,6 +24,7 @@ from pitwire import __version__
 from pitwire.server import ingest, live, rest, spool
 from pitwire.server.hub import Hub
 from pitwire.server.persist import Persistence
+from pitwire.server.replay import Replays
 from pitwire.server.stats import ServerStats
 from pitwire.server.wsdirect import PitwireWebSocketProtocol
 from pitwire.store import open_store
@@ -54,6 +55,8 @@ def create_app(
     spool_dir: str | os.PathLike[str] | None = "auto",
     spool_max: int = spool.DEFAULT_MAX_BYTES,
     on_shutdown: Callable[[], None] | None = None,
+    replay_cache: int = 256 << 20,
+    max_delay: float = 600.0,
 ) -> FastAPI:
     """Build the server app. ``store`` is a Store or a URL (``sqlite:///data/pitwire.db``).
 
@@ -64,6 +67,8 @@ def create_app(
     created it and the server does not start. At start, the spool takes over other spool
     folders holding frames for the same store (``spool.adopt_strays``).
     spool_max: bound of the spool on disk [bytes]
+    replay_cache: bound of the decoded frames replays keep in memory [bytes]
+    max_delay: the longest delay delayed-live viewers may ask for [s]
     """
     the_store = open_store(store) if isinstance(store, str) else store
     if spool_dir == "auto":
@@ -155,7 +160,11 @@ def create_app(
             store=the_store, hub=hub, ingestor=ingestor, persistence=persistence, stats=stats
         )
     )
-    app.include_router(live.router(hub=hub, store=the_store, stats=stats, lag_limit=lag_limit))
+    replays = Replays(hub=hub, store=the_store, cache_bytes=replay_cache, max_delay=max_delay)
+    app.state.replays = replays
+    app.include_router(
+        live.router(hub=hub, store=the_store, stats=stats, lag_limit=lag_limit, replays=replays)
+    )
 
     _mount_dashboard(app, dashboard_dir())
     return app

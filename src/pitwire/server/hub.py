@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import itertools
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -24,6 +25,9 @@ from pitwire.protocol import frames, messages
 from pitwire.protocol.compat import compat_message
 from pitwire.protocol.messages import Advertise, GroupDesc, StreamDesc, Subscribe, Subscribed
 from pitwire.protocol.peer import channel_desc
+
+RECENT_NS = 3_000_000_000
+"""How far back each live stream's latest frames are kept for delayed-live viewers [ns]."""
 
 # (subscription id, group id): one pending slot of a viewer
 Slot = tuple[int, int]
@@ -99,6 +103,10 @@ class LiveSession:
         self.viewers: set[Viewer] = set()
         self.json_viewers: dict[Viewer, str | None] = {}
         self.last_data_ns = 0
+        # Each stream's frames of the last RECENT_NS (a delayed-live tail starts from them:
+        # the store may not have them yet) and callables fed every batch (the tails).
+        self.recent: dict[str, deque[FrameBatch]] = {}
+        self.taps: list[Callable[[str, FrameBatch], None]] = []
 
     def advertise(self, streams: Iterable[_Stream] | None = None) -> Advertise:
         chosen = self.streams.values() if streams is None else streams
@@ -136,6 +144,10 @@ class Hub:
         self._json = msgspec.json.Encoder()
         self.published_frames = 0
         self.offers = 0
+
+    def new_group_id(self) -> int:
+        """A group id no subscription of any viewer uses (replays take theirs here)."""
+        return next(self._gids)
 
     def session(self, session_id: str) -> LiveSession:
         live = self.sessions.get(session_id)
@@ -271,6 +283,14 @@ class Hub:
             return
         live.last_data_ns = time.time_ns()
         self.published_frames += batch.n
+        recent = live.recent.get(stream)
+        if recent is None:
+            recent = live.recent[stream] = deque()
+        recent.append(batch)
+        while len(recent) > 1 and recent[0].t1_ns < batch.t1_ns - RECENT_NS:
+            recent.popleft()
+        for tap in live.taps:
+            tap(stream, batch)
         for group in live.groups.values():
             if group.stream != stream or not group.members:
                 continue

@@ -22,11 +22,14 @@ from pitwire.protocol.messages import Status
 from pitwire.protocol.peer import (
     CLOSE_TOO_SLOW,
     CloseRequested,
+    ControlRequested,
+    ReplayRequested,
     SubscribeRequested,
     UnsubscribeRequested,
     ViewerPeer,
 )
 from pitwire.server.hub import Hub, Payload, Slot
+from pitwire.server.replay import Player, ReplayError, Replays
 from pitwire.server.stats import ServerStats
 from pitwire.server.wsdirect import DirectWriter, frame
 from pitwire.store.base import Store, StoreError
@@ -70,6 +73,14 @@ class WsViewer:
                 return
         self._pending[slot] = (data, recv_ns)
         self._wake.set()
+
+    def pending(self, slot: Slot) -> bool:
+        """Data offered in ``slot`` has not been written yet."""
+        return slot in self._pending
+
+    def retract(self, slot: Slot) -> None:
+        """Withdraw what ``slot`` holds unwritten (a replay's frame made stale by a seek)."""
+        self._pending.pop(slot, None)
 
     @staticmethod
     def _status_lagging(slot: Slot) -> str:
@@ -153,7 +164,15 @@ class WsViewer:
                 self._direct.abort()
 
 
-def router(*, hub: Hub, store: Store, stats: ServerStats, lag_limit: float) -> APIRouter:
+def _refusal(rid: int, message: str) -> str:
+    return messages.encode(
+        Status(level="error", code="replay_refused", message=message, subscription=rid)
+    )
+
+
+def router(
+    *, hub: Hub, store: Store, stats: ServerStats, lag_limit: float, replays: Replays
+) -> APIRouter:
     r = APIRouter()
 
     async def ensure_known(session_id: str) -> None:
@@ -185,6 +204,7 @@ def router(*, hub: Hub, store: Store, stats: ServerStats, lag_limit: float) -> A
         viewer = WsViewer(ws, stats, lag_limit, statuses=binary)
         viewer.task = asyncio.create_task(viewer.writer())
         peer = ViewerPeer(session_id)
+        player: Player | None = None
         try:
             if binary:
                 await ensure_known(session_id)
@@ -215,11 +235,28 @@ def router(*, hub: Hub, store: Store, stats: ServerStats, lag_limit: float) -> A
                             hub.unsubscribe(session_id, viewer, ev.id)
                         case CloseRequested():
                             viewer.close_after_control(ev.code, ev.reason)
+                        case ReplayRequested():
+                            if player is not None:
+                                replays.release(player)
+                                player = None
+                            try:
+                                player = await replays.open(session_id, viewer, ev.request)
+                            except ReplayError as exc:
+                                peer.replay = None
+                                viewer.control(_refusal(ev.request.id, str(exc)))
+                        case ControlRequested():
+                            try:
+                                if player is not None:
+                                    player.control(ev.request)
+                            except ReplayError as exc:
+                                viewer.control(_refusal(ev.request.id, str(exc)))
                         case _:
                             pass
         except WebSocketDisconnect:
             return
         finally:
+            if player is not None:
+                replays.release(player)
             hub.detach(session_id, viewer)
             viewer.closing = True
             if viewer.task is not None:

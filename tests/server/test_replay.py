@@ -1,0 +1,666 @@
+"""Replay and delayed-live over real WebSockets: epochs, pacing, controls, conflation."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+from pitwire.model.ids import SessionId, StreamId
+from pitwire.model.records import LapInfo, SessionInfo, StreamInfo
+from pitwire.protocol import SUBPROTOCOL
+from pitwire.protocol.state import StateDecoder, StateFrame
+from pitwire.store.base import Store
+from support import car_batch, car_channels, running_server
+
+T0 = 1_700_000_000_000_000_000
+PERIOD = 16_666_667  # car_batch's 60 Hz
+SECOND = 1_000_000_000
+
+
+async def store_session(store: Store, *, cars: int = 3, frames: int = 3600) -> None:
+    """A stored session of ``cars`` cars, ``frames`` frames each at 60 Hz, laps of 20 s."""
+    sid = SessionId("race")
+    await store.put_session(SessionInfo(session_id=sid, track="test", started_ns=T0))
+    for c in range(cars):
+        name = StreamId(f"car-{c + 1}")
+        info = StreamInfo(stream_id=name, channels=list(car_channels().values()))
+        await store.put_stream(sid, info)
+        for start in range(0, frames, 1000):
+            n = min(1000, frames - start)
+            batch = car_batch(start, n, t0_ns=T0 + c * 1000)  # cars a microsecond apart
+            await store.write_chunk(session_id=sid, stream_id=name, first_seq=start, batch=batch)
+        for lap in range(frames // 1200):
+            await store.put_lap(
+                sid,
+                LapInfo(
+                    stream_id=name,
+                    lap=lap + 1,
+                    t0_ns=T0 + c * 1000 + lap * 1200 * PERIOD,
+                    t1_ns=T0 + c * 1000 + ((lap + 1) * 1200 - 1) * PERIOD,
+                    frames=1200,
+                ),
+            )
+
+
+class ReplayClient:
+    """A viewer of a replay: keeps the advertised channels, its groups and decoded state."""
+
+    def __init__(self, ws: ClientConnection, advertise: dict[str, Any]) -> None:
+        self.ws = ws
+        self.channels = {c["id"]: c for c in advertise["channels"]}
+        self.streams = {s["id"]: s["stream"] for s in advertise["streams"]}
+        self.decoder = StateDecoder({})
+        self.groups: dict[int, tuple[str, list[str]]] = {}
+        self.clocks: list[dict[str, Any]] = []
+        self.statuses: list[dict[str, Any]] = []
+
+    async def replay(self, **fields: Any) -> dict[str, Any]:
+        await self.ws.send(json.dumps({"op": "replay", "id": 1, **fields}))
+        while True:
+            msg = await self.next_control()
+            if msg["op"] == "subscribed":
+                self.subscribed(msg)
+            elif msg["op"] == "clock" or (msg["op"] == "status" and msg["level"] == "error"):
+                return msg
+
+    def subscribed(self, msg: dict[str, Any]) -> None:
+        for g in msg["groups"]:
+            names = [self.channels[c]["name"] for c in g["channels"]]
+            self.groups[g["group"]] = (self.streams[g["stream"]], names)
+            resolutions = [self.channels[c]["resolution"] for c in g["channels"]]
+            self.decoder.add_group(g["group"], resolutions)
+
+    async def next_control(self) -> dict[str, Any]:
+        while True:
+            msg = await asyncio.wait_for(self.ws.recv(), 5)
+            if isinstance(msg, str):
+                return json.loads(msg)
+
+    async def control(self, action: str, **fields: Any) -> None:
+        await self.ws.send(json.dumps({"op": "control", "id": 1, "action": action, **fields}))
+
+    async def next(self, wait: float = 5) -> StateFrame | dict[str, Any]:
+        """The next STATE frame (applied) or control message."""
+        msg = await asyncio.wait_for(self.ws.recv(), wait)
+        if isinstance(msg, str):
+            m = json.loads(msg)
+            if m["op"] == "clock":
+                self.clocks.append(m)
+            elif m["op"] == "subscribed":
+                self.subscribed(m)
+            elif m["op"] == "status":
+                self.statuses.append(m)
+            return m
+        frame = self.decoder.apply(msg)
+        assert frame is not None, "a frame of an older epoch arrived"
+        return frame
+
+    async def frame(self, wait: float = 5) -> StateFrame:
+        while True:
+            got = await self.next(wait)
+            if isinstance(got, StateFrame):
+                return got
+
+    def value(self, stream: str, channel: str) -> float:
+        for gid, (name, names) in self.groups.items():
+            if name == stream:
+                return float(self.decoder.state[gid][names.index(channel)])
+        raise KeyError(stream)
+
+
+async def open_replay(url: str, session: str, **fields: Any) -> tuple[ReplayClient, dict[str, Any]]:
+    ws = await connect(f"{url}/ws/{session}", subprotocols=[SUBPROTOCOL], compression=None)
+    json.loads(await ws.recv())  # serverInfo
+    client = ReplayClient(ws, json.loads(await ws.recv()))
+    clock = await client.replay(**fields)
+    return client, clock
+
+
+def expected_packet(t_ns: int, car: int = 0) -> int:
+    """The packet_id of car ``car``'s last frame at or before ``t_ns``."""
+    return (t_ns - T0 - car * 1000) // PERIOD
+
+
+async def test_replay_starts_with_a_keyframe_of_every_car_at_the_clock():
+    """Opening a replay answers subscribed and clock, then a keyframe holding every car's
+    stored state at the clock's instant, then deltas that track the stored frames."""
+    async with running_server() as srv:
+        await store_session(srv.store)
+        client, clock = await open_replay(srv.ws, "race", t=T0 + 10 * SECOND)
+        assert clock["epoch"] == 1 and clock["playing"]
+        first = await client.frame()
+        assert first.keyframe and first.epoch == 1
+        assert len(first.values) == 3
+        for car in range(3):
+            assert client.value(f"car-{car + 1}", "packet_id") == expected_packet(first.t_ns, car)
+        for _ in range(10):
+            f = await client.frame()
+            assert not f.keyframe
+            for car in range(3):
+                got = client.value(f"car-{car + 1}", "packet_id")
+                assert got == expected_packet(f.t_ns, car)
+                assert client.value(f"car-{car + 1}", "speed") == pytest.approx(
+                    100 + (got % 1000) * 0.25, abs=0.01
+                )
+        await client.ws.close()
+
+
+async def test_a_seek_storm_never_delivers_a_frame_of_an_old_epoch():
+    """Fifty seeks sent back to back: once the clock of an epoch has arrived no frame of an
+    older epoch follows, the first frame of each epoch reached is a keyframe, and the replay
+    settles at the last seek's instant."""
+    async with running_server() as srv:
+        await store_session(srv.store)
+        client, _ = await open_replay(srv.ws, "race")
+        await client.frame()
+        rng = np.random.default_rng(7)
+        print("seed 7")
+        targets = [int(T0 + rng.uniform(0, 55) * SECOND) for _ in range(50)]
+        for t in targets:
+            await client.control("seek", t=t)
+        announced = 1
+        keyed: set[int] = {1}
+        while True:
+            raw = await asyncio.wait_for(client.ws.recv(), 5)
+            if isinstance(raw, str):
+                msg = json.loads(raw)
+                if msg["op"] == "clock":
+                    announced = max(announced, msg["epoch"])
+                continue
+            flags, epoch = raw[1], int.from_bytes(raw[4:8], "little")
+            assert epoch >= announced, f"frame of epoch {epoch} after clock of {announced}"
+            if epoch not in keyed:
+                assert flags & 1, f"the first frame of epoch {epoch} is not a keyframe"
+                keyed.add(epoch)
+            frame = client.decoder.apply(raw)
+            assert frame is not None
+            if epoch == 51:
+                break
+        assert frame.keyframe
+        assert frame.t_ns - targets[-1] < 0.2 * SECOND
+        assert client.value("car-1", "packet_id") == expected_packet(frame.t_ns)
+        await client.ws.close()
+
+
+async def test_pause_holds_and_play_resumes_from_the_same_instant():
+    """While paused the clock stands still: the only frame sent is the state at the paused
+    instant; play continues from that instant."""
+    async with running_server() as srv:
+        await store_session(srv.store)
+        client, _ = await open_replay(srv.ws, "race")
+        await client.frame()
+        await client.control("pause")
+        paused = await client.next_control()
+        while paused["op"] != "clock":
+            paused = await client.next_control()
+        assert not paused["playing"]
+        held = []
+        end = time.monotonic() + 0.6
+        while (left := end - time.monotonic()) > 0:
+            with contextlib.suppress(TimeoutError):
+                got = await client.next(wait=left)
+                if isinstance(got, StateFrame):
+                    held.append(got.t_ns)
+        assert held == [paused["t"]] or held == []
+        assert client.value("car-1", "packet_id") == expected_packet(paused["t"])
+        await client.control("play")
+        resumed = await client.frame()
+        assert resumed.epoch == 1 and not resumed.keyframe
+        assert 0 <= resumed.t_ns - paused["t"] < 0.1 * SECOND
+        await client.ws.close()
+
+
+@pytest.mark.parametrize("speed", [0.1, 1.0, 64.0])
+async def test_replay_keeps_time_at_any_speed(speed: float):
+    """Session time advances at ``speed`` times wall time, measured over the frames received
+    in about a second."""
+    async with running_server() as srv:
+        await store_session(srv.store, cars=2, frames=7200)  # 120 s: 64x lasts ~1.9 s
+        client, _ = await open_replay(srv.ws, "race", speed=speed)
+        first = await client.frame()
+        start_wall = time.monotonic()
+        last = first
+        while time.monotonic() - start_wall < 1.0:
+            last = await client.frame()
+        elapsed = time.monotonic() - start_wall
+        advanced = (last.t_ns - first.t_ns) / SECOND
+        assert advanced / elapsed == pytest.approx(speed, rel=0.08)
+        assert client.value("car-1", "packet_id") == expected_packet(last.t_ns)
+        await client.ws.close()
+
+
+async def test_replay_paces_to_the_requested_rate():
+    """A viewer asking for 10 fps gets about ten frames a second."""
+    async with running_server() as srv:
+        await store_session(srv.store, cars=1)
+        client, _ = await open_replay(srv.ws, "race", fps=10)
+        await client.frame()
+        start = time.monotonic()
+        n = 0
+        while time.monotonic() - start < 1.5:
+            await client.frame()
+            n += 1
+        assert n / (time.monotonic() - start) == pytest.approx(10, rel=0.15)
+        await client.ws.close()
+
+
+async def test_replay_stops_at_the_end_and_says_so():
+    """At the session's end the clock pauses and a clock message with ended=true is sent."""
+    async with running_server() as srv:
+        await store_session(srv.store, cars=1, frames=600)  # 10 s
+        client, _ = await open_replay(srv.ws, "race", speed=64)
+        while True:
+            got = await client.next()
+            if isinstance(got, dict) and got.get("ended"):
+                break
+        assert not got["playing"] and got["t"] == got["end"]
+        final = await client.frame()
+        assert final.t_ns == got["end"]
+        assert client.value("car-1", "packet_id") == 599
+        await client.ws.close()
+
+
+async def test_seek_to_a_lap_and_step():
+    """Seeking to lap 2 of a car lands on its first frame; a step pauses and moves the clock
+    by the time asked."""
+    async with running_server() as srv:
+        await store_session(srv.store)
+        client, _ = await open_replay(srv.ws, "race", paused=True)
+        await client.frame()
+        await client.control("seek", lap=2, stream=2)
+        frame = await client.frame()
+        assert frame.keyframe and frame.epoch == 2
+        assert client.value("car-2", "packet_id") == 1200
+        await client.control("step", by=0.5)
+        frame = await client.frame()
+        assert frame.epoch == 3
+        assert frame.t_ns == T0 + 1000 + 1200 * PERIOD + SECOND // 2
+        assert client.value("car-2", "packet_id") == expected_packet(frame.t_ns, 1)
+        assert not client.clocks[-1]["playing"]
+        await client.ws.close()
+
+
+async def test_bad_replay_requests_get_a_status_naming_the_problem():
+    """Out-of-range speed, an unknown lap, a session that is not stored and a control
+    without a replay are answered with errors, and the connection stays usable."""
+    async with running_server() as srv:
+        await store_session(srv.store, cars=1)
+        client, answer = await open_replay(srv.ws, "race", speed=100)
+        assert answer["op"] == "status" and "speed" in answer["message"]
+        await client.control("pause")
+        assert "no replay" in (await client.next_control())["message"]
+        clock = await client.replay()
+        assert clock["op"] == "clock"
+        await client.control("seek", lap=99)
+        while True:
+            got = await client.next()
+            if isinstance(got, dict) and got["op"] == "status":
+                break
+        assert got["code"] == "replay_refused" and "no lap 99" in got["message"]
+        await client.ws.close()
+        other, answer = await open_replay(srv.ws, "nothing-here")
+        assert answer["op"] == "status" and "nothing-here" in answer["message"]
+        await other.ws.close()
+
+
+class HeldSocket:
+    """A WebSocket stand-in whose sends wait until ``gate`` is set (a viewer not reading)."""
+
+    def __init__(self) -> None:
+        self.sent: list[str | bytes] = []
+        self.gate = asyncio.Event()
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self.gate.wait()
+        self.sent.append(data)
+
+    async def send_text(self, text: str) -> None:
+        await self.gate.wait()
+        self.sent.append(text)
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        self.sent.append(f"close {code}")
+
+
+async def test_a_slow_viewer_gets_conflated_state_and_no_queue():
+    """A viewer whose socket takes nothing for a second holds one unwritten frame, not fifty;
+    when it drains, the next frame carries every change, so its state is exact again."""
+    import tracemalloc
+
+    from pitwire.model.channels import ChannelSet
+    from pitwire.protocol.messages import Replay
+    from pitwire.server.hub import Hub
+    from pitwire.server.live import WsViewer
+    from pitwire.server.replay import Replays
+    from pitwire.server.stats import ServerStats
+    from pitwire.store.memory import MemoryStore
+
+    store = MemoryStore()
+    await store.open()
+    await store_session(store)
+    hub = Hub(asyncio.get_running_loop().call_later)
+    for st in (await store.get_session(SessionId("race"))).streams:
+        hub.add_stream("race", st.info.stream_id, ChannelSet(st.info.channels))
+    replays = Replays(hub=hub, store=store)
+    sock = HeldSocket()
+    viewer = WsViewer(sock, ServerStats(), lag_limit=60)  # type: ignore[arg-type]
+    viewer.task = asyncio.create_task(viewer.writer())
+    hub.attach("race", viewer)
+    player = await replays.open("race", viewer, Replay(id=1, fps=50))
+    await asyncio.sleep(0.3)
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    await asyncio.sleep(1.0)
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    grown = sum(s.size_diff for s in after.compare_to(before, "filename"))
+    assert player.conflated >= 40
+    assert len(viewer._pending) == 1
+    assert grown < 64 * 1024, f"{grown} bytes more after a second of a stuck viewer"
+    sock.gate.set()
+    await asyncio.sleep(0.2)
+    replays.release(player)
+    viewer.task.cancel()
+    decoder = StateDecoder({})
+    advertise = json.loads(sock.sent[0])
+    resolution = {c["id"]: c["resolution"] for c in advertise["channels"]}
+    names = {c["id"]: c["name"] for c in advertise["channels"]}
+    groups: dict[int, list[str]] = {}
+    last = None
+    for item in sock.sent:
+        if isinstance(item, str):
+            msg = json.loads(item)
+            if msg["op"] == "subscribed":
+                for g in msg["groups"]:
+                    groups[g["group"]] = [names[c] for c in g["channels"]]
+                    decoder.add_group(g["group"], [resolution[c] for c in g["channels"]])
+            continue
+        last = decoder.apply(item)
+    assert last is not None and not last.keyframe
+    for gid, cols in groups.items():
+        car = list(groups).index(gid)
+        assert decoder.state[gid][cols.index("packet_id")] == expected_packet(last.t_ns, car)
+
+
+class LiveCars:
+    """A source of frames stamped with the wall clock, every 20 ms, remembering what it sent."""
+
+    def __init__(self, cars: int) -> None:
+        from support import ScriptedSource
+
+        self.info = ScriptedSource([], cars=cars).info
+        self.cars = cars
+        self.sent: list[tuple[int, int]] = []  # (t_ns, packet id), the same for every car
+        self.stop = asyncio.Event()
+
+    async def _gen(self):  # type: ignore[no-untyped-def]
+        from pitwire.model.frames import FrameBatch
+
+        i = 0
+        while not self.stop.is_set():
+            t = time.time_ns()
+            self.sent.append((t, i))
+            for k in range(self.cars):
+                yield (
+                    f"car-{k + 1}",
+                    FrameBatch(
+                        np.array([t], np.int64),
+                        {
+                            "speed": np.array([100 + k], np.float32),
+                            "rpm": np.array([5000], np.float32),
+                            "gear": np.array([3], np.float32),
+                            "lap": np.array([1], np.float32),
+                            "packet_id": np.array([i], np.float64),
+                        },
+                    ),
+                )
+            i += 1
+            await asyncio.sleep(0.02)
+
+    def __aiter__(self):  # type: ignore[no-untyped-def]
+        return self._gen()
+
+    def packet_at(self, t_ns: int) -> int:
+        import bisect
+
+        k = bisect.bisect_right([t for t, _ in self.sent], t_ns) - 1
+        return self.sent[k][1]
+
+
+async def test_delayed_live_shows_every_stream_exactly_the_delay_behind():
+    """A delayed-live viewer's clock runs the set delay behind the wall clock and each car's
+    state is the live frame the car had at that instant, for every car alike."""
+    from pitwire.agent.run import Agent
+
+    async with running_server() as srv:
+        cars = LiveCars(3)
+        agent = asyncio.create_task(Agent(cars, server=srv.ws, session="live").run())
+        await asyncio.sleep(1.5)  # the viewer joins a session already under way
+        client, clock = await open_replay(srv.ws, "live", delay=1.0)
+        assert clock["op"] == "clock" and clock["delay"] == 1.0
+        assert abs(time.time_ns() - 1.0 * SECOND - clock["t"]) < 0.05 * SECOND
+        checked = 0
+        while checked < 40:
+            frame = await client.frame()
+            lag = (time.time_ns() - frame.t_ns) / SECOND
+            assert lag == pytest.approx(1.0, abs=0.06)
+            for k in range(3):
+                assert client.value(f"car-{k + 1}", "packet_id") == cars.packet_at(frame.t_ns)
+            checked += 1
+        await client.ws.close()
+        cars.stop.set()
+        await agent
+
+
+async def test_delayed_live_refuses_a_session_that_is_not_live_or_a_delay_too_long():
+    """Delayed-live of a stored, finished session, or beyond the server's maximum delay, is
+    refused with a message saying what to do instead."""
+    async with running_server(max_delay=30) as srv:
+        await store_session(srv.store, cars=1)
+        client, answer = await open_replay(srv.ws, "race", delay=5)
+        assert answer["op"] == "status" and "not live" in answer["message"]
+        answer = await client.replay(delay=60)
+        assert answer["op"] == "status" and "--max-delay" in answer["message"]
+        await client.ws.close()
+
+
+# --- regressions found in review: players driven directly, sockets stood in for ---------
+
+
+class GatedSocket:
+    """Records what the writer sends; binary sends wait while ``gate`` is clear."""
+
+    def __init__(self) -> None:
+        self.log: list[dict[str, Any] | bytes] = []
+        self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def send_text(self, text: str) -> None:
+        self.log.append(json.loads(text))
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self.gate.wait()
+        self.log.append(bytes(data))
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        pass
+
+
+async def direct_setup(store: Any = None, **replays_kw: Any):  # type: ignore[no-untyped-def]
+    """A stored 3-car session, a hub, Replays and one viewer on a GatedSocket."""
+    from pitwire.model.channels import ChannelSet
+    from pitwire.server.hub import Hub
+    from pitwire.server.live import WsViewer
+    from pitwire.server.replay import Replays
+    from pitwire.server.stats import ServerStats
+    from pitwire.store.memory import MemoryStore
+
+    store = store or MemoryStore()
+    await store.open()
+    await store_session(store)
+    hub = Hub(asyncio.get_running_loop().call_later)
+    for st in (await store.get_session(SessionId("race"))).streams:
+        hub.add_stream("race", st.info.stream_id, ChannelSet(st.info.channels))
+    sock = GatedSocket()
+    viewer = WsViewer(sock, ServerStats(), lag_limit=10)  # type: ignore[arg-type]
+    viewer.task = asyncio.create_task(viewer.writer())
+    return store, hub, Replays(hub=hub, store=store, **replays_kw), sock, viewer
+
+
+def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stored sessions in 400-frame blocks, so a seek has a block to read."""
+    import pitwire.server.replay as replay_module
+    from pitwire.server.timeline import StoredTimeline
+
+    class Small(StoredTimeline):
+        def __init__(self, *a: Any, **k: Any) -> None:
+            super().__init__(*a, block_frames=400, **k)
+
+    monkeypatch.setattr(replay_module, "StoredTimeline", Small)
+
+
+async def test_a_new_replay_withdraws_the_frame_the_old_one_left_unwritten():
+    """A replay replaced while its keyframe waits unwritten on a stalled socket leaves no
+    frame behind: after the new replay's clock only its own frames arrive."""
+    from pitwire.protocol.messages import Control, Replay
+
+    _, _, replays, sock, viewer = await direct_setup()
+    first = await replays.open("race", viewer, Replay(id=1, t=T0 + 5 * SECOND))
+    await asyncio.sleep(0.1)
+    sock.gate.clear()
+    await asyncio.sleep(0.1)
+    first.control(Control(id=1, action="seek", t=T0 + 30 * SECOND))
+    await asyncio.sleep(0.05)
+    assert viewer.pending((1, 0))
+    replays.release(first)
+    second = await replays.open("race", viewer, Replay(id=2, t=T0 + SECOND))
+    await asyncio.sleep(0.05)
+    sock.gate.set()
+    await asyncio.sleep(0.3)
+    at = next(
+        k
+        for k, m in enumerate(sock.log)
+        if isinstance(m, dict) and m["op"] == "clock" and m["id"] == 2
+    )
+    epochs = [int.from_bytes(m[4:8], "little") for m in sock.log[at:] if isinstance(m, bytes)]
+    assert epochs and set(epochs) == {1}
+    replays.release(second)
+    viewer.task.cancel()
+
+
+async def test_a_store_failure_is_reported_and_the_replay_resumes(monkeypatch):
+    """A store that fails while a seek reads gets the viewer a store_unavailable status,
+    the player keeps running, and once the store is back a seek plays again."""
+    from pitwire.protocol.messages import Control, Replay
+    from pitwire.store.base import StoreError
+    from pitwire.store.memory import MemoryStore
+
+    small_blocks(monkeypatch)
+
+    class Flaky(MemoryStore):
+        fail = False
+
+        async def read_window(self, **kw: Any) -> Any:
+            if self.fail:
+                raise StoreError("disk gone")
+            return await super().read_window(**kw)
+
+    store = Flaky()
+    _, _, replays, sock, viewer = await direct_setup(store, cache_bytes=1)
+    player = await replays.open("race", viewer, Replay(id=1))
+    await asyncio.sleep(0.2)
+    store.fail = True
+    player.control(Control(id=1, action="seek", t=T0 + 50 * SECOND))
+    await asyncio.sleep(0.3)
+    assert not player.task.done()  # type: ignore[union-attr]
+    store.fail = False
+    player.control(Control(id=1, action="seek", t=T0 + 20 * SECOND))
+    await asyncio.sleep(0.5)
+    codes = [m["code"] for m in sock.log if isinstance(m, dict) and m["op"] == "status"]
+    assert codes[:2] == ["store_unavailable", "store_available"]
+    assert any(isinstance(m, bytes) and int.from_bytes(m[4:8], "little") == 3 for m in sock.log)
+    replays.release(player)
+    viewer.task.cancel()
+
+
+async def test_a_keyframe_read_while_the_clock_runs_on_has_every_car(monkeypatch):
+    """At 64x a slow read lets the clock run past the block it read: the keyframe is still
+    the state of every car (at the instant read), never 'no value'."""
+    from pitwire.protocol.messages import Replay
+    from pitwire.store.memory import MemoryStore
+
+    small_blocks(monkeypatch)
+
+    class Slow(MemoryStore):
+        async def read_window(self, **kw: Any) -> Any:
+            await asyncio.sleep(0.1)  # 6.4 s of session at 64x
+            return await super().read_window(**kw)
+
+    _, hub, replays, sock, viewer = await direct_setup(Slow(), cache_bytes=1)
+    player = await replays.open("race", viewer, Replay(id=1, speed=64, t=T0 + SECOND))
+    await asyncio.sleep(0.5)
+    live = hub.sessions["race"]
+    resolution = {d.id: d.resolution for d in live.channel_descs}
+    decoder = StateDecoder({t.gid: [resolution[c] for c in t.ids] for t in player.tracks})
+    first = decoder.apply(next(m for m in sock.log if isinstance(m, bytes)))
+    assert first is not None and first.keyframe
+    for track in player.tracks:
+        values = first.values[track.gid]
+        assert not np.isnan(values).any(), track.stream
+        car = int(track.stream.split("-")[1]) - 1
+        assert values[track.names.index("packet_id")] == expected_packet(first.t_ns, car)
+    replays.release(player)
+    viewer.task.cancel()
+
+
+async def test_delayed_viewers_opening_together_share_a_fully_primed_tail():
+    """A second delayed-live viewer opening while the first one's tail is still read from
+    the store waits for it, and both clocks reach back over the stored frames."""
+    from pitwire.model.channels import ChannelSet
+    from pitwire.protocol.messages import Replay
+    from pitwire.server.hub import Hub
+    from pitwire.server.live import WsViewer
+    from pitwire.server.replay import Replays
+    from pitwire.server.stats import ServerStats
+    from pitwire.store.memory import MemoryStore
+
+    class Slow(MemoryStore):
+        async def read_window(self, **kw: Any) -> Any:
+            await asyncio.sleep(0.3)
+            return await super().read_window(**kw)
+
+    store = Slow()
+    await store.open()
+    now = time.time_ns()
+    sid = SessionId("live")
+    await store.put_session(SessionInfo(session_id=sid, started_ns=now - 60 * SECOND))
+    channels = list(car_channels().values())
+    await store.put_stream(sid, StreamInfo(stream_id=StreamId("car-1"), channels=channels))
+    frames = car_batch(0, 3600, t0_ns=now - 60 * SECOND)
+    await store.write_chunk(session_id=sid, stream_id=StreamId("car-1"), first_seq=0, batch=frames)
+    hub = Hub(asyncio.get_running_loop().call_later)
+    hub.add_stream("live", "car-1", ChannelSet(channels))
+    hub.publish("live", "car-1", 3420, frames.slice(3420, 3600), now)
+    replays = Replays(hub=hub, store=store)
+
+    def viewer() -> WsViewer:
+        v = WsViewer(GatedSocket(), ServerStats(), lag_limit=10)  # type: ignore[arg-type]
+        v.task = asyncio.create_task(v.writer())
+        return v
+
+    opening = asyncio.create_task(replays.open("live", viewer(), Replay(id=1, delay=30)))
+    await asyncio.sleep(0.05)
+    second = await replays.open("live", viewer(), Replay(id=1, delay=30))
+    first = await opening
+    for player in (first, second):
+        assert player.clock.start_ns <= now - 55 * SECOND
+        assert player.timeline.row("car-1", ["packet_id"], now - 30 * SECOND) is not None
+        replays.release(player)
+    assert hub.sessions["live"].taps == []
