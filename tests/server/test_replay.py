@@ -664,3 +664,72 @@ async def test_delayed_viewers_opening_together_share_a_fully_primed_tail():
         assert player.timeline.row("car-1", ["packet_id"], now - 30 * SECOND) is not None
         replays.release(player)
     assert hub.sessions["live"].taps == []
+
+
+async def test_a_car_joining_a_live_session_reaches_a_delayed_viewer_the_delay_later():
+    """A delayed-live viewer is told of a car that joins (subscribed) only once its clock
+    reaches the car's first frame, like everything else it shows."""
+    from pitwire.model.channels import ChannelSet
+    from pitwire.model.frames import FrameBatch
+    from pitwire.protocol.messages import Replay
+    from pitwire.server.hub import Hub
+    from pitwire.server.live import WsViewer
+    from pitwire.server.replay import Replays
+    from pitwire.server.stats import ServerStats
+    from pitwire.store.memory import MemoryStore
+
+    store = MemoryStore()
+    await store.open()
+    hub = Hub(asyncio.get_running_loop().call_later)
+    channels = ChannelSet([c for c in car_channels().values() if c.name == "packet_id"])
+    joined: dict[str, int] = {}
+
+    async def feed() -> None:
+        i = 0
+        while True:
+            for car in ("car-1", "car-2") if i >= 25 else ("car-1",):
+                if car not in joined:
+                    hub.add_stream("live", car, channels)
+                    joined[car] = time.time_ns()
+                t = np.array([time.time_ns()], np.int64)
+                hub.publish("live", car, i, FrameBatch(t, {"packet_id": np.array([i * 1.0])}), 0)
+            i += 1
+            await asyncio.sleep(0.02)
+
+    feeding = asyncio.create_task(feed())
+    await asyncio.sleep(0.2)
+    sock = GatedSocket()
+    viewer = WsViewer(sock, ServerStats(), lag_limit=10)  # type: ignore[arg-type]
+    viewer.task = asyncio.create_task(viewer.writer())
+    replays = Replays(hub=hub, store=store)
+    player = await replays.open("live", viewer, Replay(id=1, delay=1.0))
+    seen: dict[int, int] = {}
+    while len(seen) < 2:
+        await asyncio.sleep(0.01)
+        for m in sock.log:
+            if isinstance(m, dict) and m["op"] == "subscribed":
+                for g in m["groups"]:
+                    seen.setdefault(g["stream"], time.time_ns())
+    car2 = hub.sessions["live"].streams["car-2"].sid
+    late = (seen[car2] - joined["car-2"]) / SECOND
+    assert late == pytest.approx(1.0, abs=0.1)
+    feeding.cancel()
+    replays.release(player)
+    viewer.task.cancel()
+
+
+async def test_replay_figures_are_in_the_server_stats():
+    """GET /api/stats counts replays, their frames and bytes, and the shared block cache."""
+    import httpx
+
+    async with running_server() as srv:
+        await store_session(srv.store, cars=2)
+        client, _ = await open_replay(srv.ws, "race")
+        for _ in range(5):
+            await client.frame()
+        async with httpx.AsyncClient(base_url=srv.url) as http:
+            figures = (await http.get("/api/stats")).json()["replay"]
+        await client.ws.close()
+    assert figures["players"] == 1 and figures["keyframes"] >= 1
+    assert figures["frames"] >= 5 and figures["bytes"] > 16 * 5
+    assert 0 < figures["cache_bytes"] <= figures["cache_budget"]

@@ -60,6 +60,7 @@ STATS_KEYS = {
     "spool_full",
     "spool_dir",
     "viewers",
+    "replay",
     "rss_bytes",
 }
 

@@ -154,13 +154,18 @@ def create_app(
     async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
         return JSONResponse({"error": exc.detail}, exc.status_code, headers=exc.headers)
 
+    replays = Replays(hub=hub, store=the_store, cache_bytes=replay_cache, max_delay=max_delay)
     app.include_router(ingest.router(ingestor, max_body=max_body))
     app.include_router(
         rest.router(
-            store=the_store, hub=hub, ingestor=ingestor, persistence=persistence, stats=stats
+            store=the_store,
+            hub=hub,
+            ingestor=ingestor,
+            persistence=persistence,
+            stats=stats,
+            replays=replays,
         )
     )
-    replays = Replays(hub=hub, store=the_store, cache_bytes=replay_cache, max_delay=max_delay)
     app.state.replays = replays
     app.include_router(
         live.router(hub=hub, store=the_store, stats=stats, lag_limit=lag_limit, replays=replays)

@@ -138,14 +138,20 @@ class Player:
 
     # --- streams --------------------------------------------------------------------------
 
-    def add_tracks(self) -> list[GroupDesc]:
-        """Join every stream of the session the request selects that is not joined yet."""
+    def add_tracks(self, until_ns: int | None = None) -> list[GroupDesc]:
+        """Join every stream of the session the request selects that is not joined yet
+        (delayed-live: once the clock, ``until_ns``, has reached its first frame)."""
         wanted, cids = self.request.streams, self.request.channels
         have = {t.stream for t in self.tracks}
+        tail = self.timeline if isinstance(self.timeline, LiveTail) else None
         added = []
         for st in self.live.streams.values():
             if st.name in have or (wanted is not None and st.sid not in wanted):
                 continue
+            if tail is not None and until_ns is not None:
+                first = tail.first_ns(st.name)
+                if first is None or first > until_ns:
+                    continue
             names = [n for n in st.channels if cids is None or self.live.channel_ids[n] in cids]
             track = Track(
                 st.name,
@@ -289,7 +295,7 @@ class Player:
             if isinstance(self.timeline, LiveTail):
                 clock.start_ns = max(clock.start_ns, self.timeline.start_ns)
                 if self.request.streams is None and len(self.live.streams) > len(self.tracks):
-                    groups = self.add_tracks()
+                    groups = self.add_tracks(clock.at(wall))
                     if groups:
                         self.viewer.control(messages.encode(Subscribed(id=self.rid, groups=groups)))
             if self._keyframe_due:
@@ -450,8 +456,8 @@ class Replays:
             hub=self.hub,
             figures=self.figures,
         )
-        groups = player.add_tracks()
-        if not groups:
+        groups = player.add_tracks(clock.at(wall) if request.streams is None else None)
+        if not groups and request.delay is None:
             self.release(player)
             raise ReplayError("the replay selects no stream of the session")
         viewer.control(messages.encode(Subscribed(id=request.id, groups=groups)))
@@ -461,6 +467,26 @@ class Replays:
         if isinstance(timeline, StoredTimeline):
             timeline.warm()
         return player
+
+    def stats(self) -> dict[str, int]:
+        """Figures for ``GET /api/stats``: players opened, STATE frames, keyframes and bytes
+        sent, ticks conflated for slow viewers, reads the clock had to wait for, and the
+        shared cache of decoded blocks."""
+        f, c = self.figures, self.cache
+        return {
+            "players": f.players,
+            "frames": f.frames,
+            "keyframes": f.keyframes,
+            "bytes": f.bytes,
+            "conflated": f.conflated,
+            "stalls": f.stalls,
+            "cache_bytes": c.bytes,
+            "cache_budget": c.budget,
+            "cache_hits": c.hits,
+            "cache_misses": c.misses,
+            "cache_evictions": c.evictions,
+            "delayed_sessions": len(self._tails),
+        }
 
     def _stored_timeline(self, summary: SessionSummary) -> StoredTimeline:
         """The session's timeline, shared with its other viewers (and kept for the next

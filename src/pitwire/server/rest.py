@@ -42,6 +42,7 @@ from pitwire.server.ranges import (
     json_body,
     session_range,
 )
+from pitwire.server.replay import Replays
 from pitwire.server.stats import ServerStats, rss_bytes
 from pitwire.store.base import SessionSummary, Store, StoreError, UnknownSession
 
@@ -81,7 +82,13 @@ _ETAG_ENC = msgspec.msgpack.Encoder()
 
 
 def router(
-    *, store: Store, hub: Hub, ingestor: Ingestor, persistence: Persistence, stats: ServerStats
+    *,
+    store: Store,
+    hub: Hub,
+    ingestor: Ingestor,
+    persistence: Persistence,
+    stats: ServerStats,
+    replays: Replays,
 ) -> APIRouter:
     r = APIRouter()
     outlines = TrackCache(store)
@@ -213,6 +220,7 @@ def router(
                 "ingest_messages": stats.ingest_messages,
                 **persistence.figures(),
                 "viewers": sum(len(s.viewers) + len(s.json_viewers) for s in hub.sessions.values()),
+                "replay": replays.stats(),
                 "rss_bytes": rss_bytes(),
             }
         )

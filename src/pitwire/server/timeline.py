@@ -317,6 +317,11 @@ class LiveTail:
         self._end_ns = max(self._end_ns, int(older.t_ns[-1]))
         self.start_ns = min(s[0] for s in self._starts.values() if s)
 
+    def first_ns(self, stream: str) -> int | None:
+        """When the stream's first kept frame is; None when none is kept."""
+        starts = self._starts.get(stream)
+        return starts[0] if starts else None
+
     def ready(self, t_ns: int) -> bool:
         return True
 
