@@ -16,6 +16,7 @@ BENCHES = [
     "codec.py",
     "store.py",
     "replay.py",
+    "rest.py",
 ]
 
 if __name__ == "__main__":
