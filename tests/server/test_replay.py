@@ -310,23 +310,23 @@ async def test_bad_replay_requests_get_a_status_naming_the_problem():
         await other.ws.close()
 
 
-class HeldSocket:
-    """A WebSocket stand-in whose sends wait until ``gate`` is set (a viewer not reading)."""
+class GatedSocket:
+    """Records what the writer sends; binary sends wait while ``gate`` is clear."""
 
     def __init__(self) -> None:
-        self.sent: list[str | bytes] = []
+        self.log: list[dict[str, Any] | bytes] = []
         self.gate = asyncio.Event()
+        self.gate.set()
+
+    async def send_text(self, text: str) -> None:
+        self.log.append(json.loads(text))
 
     async def send_bytes(self, data: bytes) -> None:
         await self.gate.wait()
-        self.sent.append(data)
-
-    async def send_text(self, text: str) -> None:
-        await self.gate.wait()
-        self.sent.append(text)
+        self.log.append(bytes(data))
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
-        self.sent.append(f"close {code}")
+        pass
 
 
 async def test_a_slow_viewer_gets_conflated_state_and_no_queue():
@@ -349,7 +349,8 @@ async def test_a_slow_viewer_gets_conflated_state_and_no_queue():
     for st in (await store.get_session(SessionId("race"))).streams:
         hub.add_stream("race", st.info.stream_id, ChannelSet(st.info.channels))
     replays = Replays(hub=hub, store=store)
-    sock = HeldSocket()
+    sock = GatedSocket()
+    sock.gate.clear()  # the viewer reads nothing
     viewer = WsViewer(sock, ServerStats(), lag_limit=60)  # type: ignore[arg-type]
     viewer.task = asyncio.create_task(viewer.writer())
     hub.attach("race", viewer)
@@ -369,14 +370,15 @@ async def test_a_slow_viewer_gets_conflated_state_and_no_queue():
     replays.release(player)
     viewer.task.cancel()
     decoder = StateDecoder({})
-    advertise = json.loads(sock.sent[0])
+    advertise = sock.log[0]
+    assert isinstance(advertise, dict)
     resolution = {c["id"]: c["resolution"] for c in advertise["channels"]}
     names = {c["id"]: c["name"] for c in advertise["channels"]}
     groups: dict[int, list[str]] = {}
     last = None
-    for item in sock.sent:
-        if isinstance(item, str):
-            msg = json.loads(item)
+    for item in sock.log:
+        if isinstance(item, dict):
+            msg = item
             if msg["op"] == "subscribed":
                 for g in msg["groups"]:
                     groups[g["group"]] = [names[c] for c in g["channels"]]
@@ -472,25 +474,6 @@ async def test_delayed_live_refuses_a_session_that_is_not_live_or_a_delay_too_lo
 
 
 # --- regressions found in review: players driven directly, sockets stood in for ---------
-
-
-class GatedSocket:
-    """Records what the writer sends; binary sends wait while ``gate`` is clear."""
-
-    def __init__(self) -> None:
-        self.log: list[dict[str, Any] | bytes] = []
-        self.gate = asyncio.Event()
-        self.gate.set()
-
-    async def send_text(self, text: str) -> None:
-        self.log.append(json.loads(text))
-
-    async def send_bytes(self, data: bytes) -> None:
-        await self.gate.wait()
-        self.log.append(bytes(data))
-
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        pass
 
 
 async def direct_setup(store: Any = None, **replays_kw: Any):  # type: ignore[no-untyped-def]
