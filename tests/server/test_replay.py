@@ -13,40 +13,11 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from pitwire.model.ids import SessionId, StreamId
-from pitwire.model.records import LapInfo, SessionInfo, StreamInfo
+from pitwire.model.records import SessionInfo, StreamInfo
 from pitwire.protocol import SUBPROTOCOL
 from pitwire.protocol.state import StateDecoder, StateFrame
-from pitwire.store.base import Store
+from racesession import PERIOD, SECOND, T0, GatedSocket, expected_packet, store_session
 from support import car_batch, car_channels, running_server
-
-T0 = 1_700_000_000_000_000_000
-PERIOD = 16_666_667  # car_batch's 60 Hz
-SECOND = 1_000_000_000
-
-
-async def store_session(store: Store, *, cars: int = 3, frames: int = 3600) -> None:
-    """A stored session of ``cars`` cars, ``frames`` frames each at 60 Hz, laps of 20 s."""
-    sid = SessionId("race")
-    await store.put_session(SessionInfo(session_id=sid, track="test", started_ns=T0))
-    for c in range(cars):
-        name = StreamId(f"car-{c + 1}")
-        info = StreamInfo(stream_id=name, channels=list(car_channels().values()))
-        await store.put_stream(sid, info)
-        for start in range(0, frames, 1000):
-            n = min(1000, frames - start)
-            batch = car_batch(start, n, t0_ns=T0 + c * 1000)  # cars a microsecond apart
-            await store.write_chunk(session_id=sid, stream_id=name, first_seq=start, batch=batch)
-        for lap in range(frames // 1200):
-            await store.put_lap(
-                sid,
-                LapInfo(
-                    stream_id=name,
-                    lap=lap + 1,
-                    t0_ns=T0 + c * 1000 + lap * 1200 * PERIOD,
-                    t1_ns=T0 + c * 1000 + ((lap + 1) * 1200 - 1) * PERIOD,
-                    frames=1200,
-                ),
-            )
 
 
 class ReplayClient:
@@ -121,11 +92,6 @@ async def open_replay(url: str, session: str, **fields: Any) -> tuple[ReplayClie
     client = ReplayClient(ws, json.loads(await ws.recv()))
     clock = await client.replay(**fields)
     return client, clock
-
-
-def expected_packet(t_ns: int, car: int = 0) -> int:
-    """The packet_id of car ``car``'s last frame at or before ``t_ns``."""
-    return (t_ns - T0 - car * 1000) // PERIOD
 
 
 async def test_replay_starts_with_a_keyframe_of_every_car_at_the_clock():
@@ -310,87 +276,6 @@ async def test_bad_replay_requests_get_a_status_naming_the_problem():
         await other.ws.close()
 
 
-class GatedSocket:
-    """Records what the writer sends; binary sends wait while ``gate`` is clear."""
-
-    def __init__(self) -> None:
-        self.log: list[dict[str, Any] | bytes] = []
-        self.gate = asyncio.Event()
-        self.gate.set()
-
-    async def send_text(self, text: str) -> None:
-        self.log.append(json.loads(text))
-
-    async def send_bytes(self, data: bytes) -> None:
-        await self.gate.wait()
-        self.log.append(bytes(data))
-
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        pass
-
-
-async def test_a_slow_viewer_gets_conflated_state_and_no_queue():
-    """A viewer whose socket takes nothing for a second holds one unwritten frame, not fifty;
-    when it drains, the next frame carries every change, so its state is exact again."""
-    import tracemalloc
-
-    from pitwire.model.channels import ChannelSet
-    from pitwire.protocol.messages import Replay
-    from pitwire.server.hub import Hub
-    from pitwire.server.live import WsViewer
-    from pitwire.server.replay import Replays
-    from pitwire.server.stats import ServerStats
-    from pitwire.store.memory import MemoryStore
-
-    store = MemoryStore()
-    await store.open()
-    await store_session(store)
-    hub = Hub(asyncio.get_running_loop().call_later)
-    for st in (await store.get_session(SessionId("race"))).streams:
-        hub.add_stream("race", st.info.stream_id, ChannelSet(st.info.channels))
-    replays = Replays(hub=hub, store=store)
-    sock = GatedSocket()
-    sock.gate.clear()  # the viewer reads nothing
-    viewer = WsViewer(sock, ServerStats(), lag_limit=60)  # type: ignore[arg-type]
-    viewer.task = asyncio.create_task(viewer.writer())
-    hub.attach("race", viewer)
-    player = await replays.open("race", viewer, Replay(id=1, fps=50))
-    await asyncio.sleep(0.3)
-    tracemalloc.start()
-    before = tracemalloc.take_snapshot()
-    await asyncio.sleep(1.0)
-    after = tracemalloc.take_snapshot()
-    tracemalloc.stop()
-    grown = sum(s.size_diff for s in after.compare_to(before, "filename"))
-    assert player.conflated >= 40
-    assert len(viewer._pending) == 1
-    assert grown < 64 * 1024, f"{grown} bytes more after a second of a stuck viewer"
-    sock.gate.set()
-    await asyncio.sleep(0.2)
-    replays.release(player)
-    viewer.task.cancel()
-    decoder = StateDecoder({})
-    advertise = sock.log[0]
-    assert isinstance(advertise, dict)
-    resolution = {c["id"]: c["resolution"] for c in advertise["channels"]}
-    names = {c["id"]: c["name"] for c in advertise["channels"]}
-    groups: dict[int, list[str]] = {}
-    last = None
-    for item in sock.log:
-        if isinstance(item, dict):
-            msg = item
-            if msg["op"] == "subscribed":
-                for g in msg["groups"]:
-                    groups[g["group"]] = [names[c] for c in g["channels"]]
-                    decoder.add_group(g["group"], [resolution[c] for c in g["channels"]])
-            continue
-        last = decoder.apply(item)
-    assert last is not None and not last.keyframe
-    for gid, cols in groups.items():
-        car = list(groups).index(gid)
-        assert decoder.state[gid][cols.index("packet_id")] == expected_packet(last.t_ns, car)
-
-
 class LiveCars:
     """A source of frames stamped with the wall clock, every 20 ms, remembering what it sent."""
 
@@ -471,136 +356,6 @@ async def test_delayed_live_refuses_a_session_that_is_not_live_or_a_delay_too_lo
         answer = await client.replay(delay=60)
         assert answer["op"] == "status" and "--max-delay" in answer["message"]
         await client.ws.close()
-
-
-# --- regressions found in review: players driven directly, sockets stood in for ---------
-
-
-async def direct_setup(store: Any = None, **replays_kw: Any):  # type: ignore[no-untyped-def]
-    """A stored 3-car session, a hub, Replays and one viewer on a GatedSocket."""
-    from pitwire.model.channels import ChannelSet
-    from pitwire.server.hub import Hub
-    from pitwire.server.live import WsViewer
-    from pitwire.server.replay import Replays
-    from pitwire.server.stats import ServerStats
-    from pitwire.store.memory import MemoryStore
-
-    store = store or MemoryStore()
-    await store.open()
-    await store_session(store)
-    hub = Hub(asyncio.get_running_loop().call_later)
-    for st in (await store.get_session(SessionId("race"))).streams:
-        hub.add_stream("race", st.info.stream_id, ChannelSet(st.info.channels))
-    sock = GatedSocket()
-    viewer = WsViewer(sock, ServerStats(), lag_limit=10)  # type: ignore[arg-type]
-    viewer.task = asyncio.create_task(viewer.writer())
-    return store, hub, Replays(hub=hub, store=store, **replays_kw), sock, viewer
-
-
-def small_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Stored sessions in 400-frame blocks, so a seek has a block to read."""
-    import pitwire.server.replay as replay_module
-    from pitwire.server.timeline import StoredTimeline
-
-    class Small(StoredTimeline):
-        def __init__(self, *a: Any, **k: Any) -> None:
-            super().__init__(*a, block_frames=400, **k)
-
-    monkeypatch.setattr(replay_module, "StoredTimeline", Small)
-
-
-async def test_a_new_replay_withdraws_the_frame_the_old_one_left_unwritten():
-    """A replay replaced while its keyframe waits unwritten on a stalled socket leaves no
-    frame behind: after the new replay's clock only its own frames arrive."""
-    from pitwire.protocol.messages import Control, Replay
-
-    _, _, replays, sock, viewer = await direct_setup()
-    first = await replays.open("race", viewer, Replay(id=1, t=T0 + 5 * SECOND))
-    await asyncio.sleep(0.1)
-    sock.gate.clear()
-    await asyncio.sleep(0.1)
-    first.control(Control(id=1, action="seek", t=T0 + 30 * SECOND))
-    await asyncio.sleep(0.05)
-    assert viewer.pending((1, 0))
-    replays.release(first)
-    second = await replays.open("race", viewer, Replay(id=2, t=T0 + SECOND))
-    await asyncio.sleep(0.05)
-    sock.gate.set()
-    await asyncio.sleep(0.3)
-    at = next(
-        k
-        for k, m in enumerate(sock.log)
-        if isinstance(m, dict) and m["op"] == "clock" and m["id"] == 2
-    )
-    epochs = [int.from_bytes(m[4:8], "little") for m in sock.log[at:] if isinstance(m, bytes)]
-    assert epochs and set(epochs) == {1}
-    replays.release(second)
-    viewer.task.cancel()
-
-
-async def test_a_store_failure_is_reported_and_the_replay_resumes(monkeypatch):
-    """A store that fails while a seek reads gets the viewer a store_unavailable status,
-    the player keeps running, and once the store is back a seek plays again."""
-    from pitwire.protocol.messages import Control, Replay
-    from pitwire.store.base import StoreError
-    from pitwire.store.memory import MemoryStore
-
-    small_blocks(monkeypatch)
-
-    class Flaky(MemoryStore):
-        fail = False
-
-        async def read_window(self, **kw: Any) -> Any:
-            if self.fail:
-                raise StoreError("disk gone")
-            return await super().read_window(**kw)
-
-    store = Flaky()
-    _, _, replays, sock, viewer = await direct_setup(store, cache_bytes=1)
-    player = await replays.open("race", viewer, Replay(id=1))
-    await asyncio.sleep(0.2)
-    store.fail = True
-    player.control(Control(id=1, action="seek", t=T0 + 50 * SECOND))
-    await asyncio.sleep(0.3)
-    assert not player.task.done()  # type: ignore[union-attr]
-    store.fail = False
-    player.control(Control(id=1, action="seek", t=T0 + 20 * SECOND))
-    await asyncio.sleep(0.5)
-    codes = [m["code"] for m in sock.log if isinstance(m, dict) and m["op"] == "status"]
-    assert codes[:2] == ["store_unavailable", "store_available"]
-    assert any(isinstance(m, bytes) and int.from_bytes(m[4:8], "little") == 3 for m in sock.log)
-    replays.release(player)
-    viewer.task.cancel()
-
-
-async def test_a_keyframe_read_while_the_clock_runs_on_has_every_car(monkeypatch):
-    """At 64x a slow read lets the clock run past the block it read: the keyframe is still
-    the state of every car (at the instant read), never 'no value'."""
-    from pitwire.protocol.messages import Replay
-    from pitwire.store.memory import MemoryStore
-
-    small_blocks(monkeypatch)
-
-    class Slow(MemoryStore):
-        async def read_window(self, **kw: Any) -> Any:
-            await asyncio.sleep(0.1)  # 6.4 s of session at 64x
-            return await super().read_window(**kw)
-
-    _, hub, replays, sock, viewer = await direct_setup(Slow(), cache_bytes=1)
-    player = await replays.open("race", viewer, Replay(id=1, speed=64, t=T0 + SECOND))
-    await asyncio.sleep(0.5)
-    live = hub.sessions["race"]
-    resolution = {d.id: d.resolution for d in live.channel_descs}
-    decoder = StateDecoder({t.gid: [resolution[c] for c in t.ids] for t in player.tracks})
-    first = decoder.apply(next(m for m in sock.log if isinstance(m, bytes)))
-    assert first is not None and first.keyframe
-    for track in player.tracks:
-        values = first.values[track.gid]
-        assert not np.isnan(values).any(), track.stream
-        car = int(track.stream.split("-")[1]) - 1
-        assert values[track.names.index("packet_id")] == expected_packet(first.t_ns, car)
-    replays.release(player)
-    viewer.task.cancel()
 
 
 async def test_delayed_viewers_opening_together_share_a_fully_primed_tail():

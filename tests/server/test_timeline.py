@@ -10,7 +10,7 @@ from pitwire.model.frames import FrameBatch
 from pitwire.model.ids import SessionId
 from pitwire.server.timeline import BlockCache, LiveTail, StoredTimeline
 from pitwire.store.memory import MemoryStore
-from server.test_replay import PERIOD, SECOND, T0, expected_packet, store_session
+from racesession import PERIOD, SECOND, T0, expected_packet, store_session
 
 
 async def stored(cars: int = 2, frames: int = 3600) -> tuple[MemoryStore, object]:

@@ -29,7 +29,8 @@ from pitwire.protocol.peer import (
     ViewerPeer,
 )
 from pitwire.server.hub import Hub, Payload, Slot
-from pitwire.server.replay import Player, ReplayError, Replays
+from pitwire.server.player import Player, ReplayError
+from pitwire.server.replay import Replays
 from pitwire.server.stats import ServerStats
 from pitwire.server.wsdirect import DirectWriter, frame
 from pitwire.store.base import Store, StoreError
