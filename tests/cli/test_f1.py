@@ -115,6 +115,7 @@ def test_missing_fastf1_exits_2_with_the_extra(tmp_path: Path, monkeypatch) -> N
     code, text = run(*import_args(db_url(tmp_path)))
     assert code == 2
     assert "historical F1 needs the f1 extra: pip install 'pitwire[f1]'" in text
+    assert "loading" not in text  # said before anything is attempted
 
 
 def test_load_failure_exits_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -142,6 +143,13 @@ def test_f1_replay_needs_db_and_id() -> None:
     code, text = run("f1-replay", "--db", "sqlite:///nowhere.db")
     assert code == 2
     assert "both --db and --id" in text
+
+
+def test_f1_replay_refuses_a_store_and_fastf1_at_once() -> None:
+    """f1-replay with --db/--id and --year is a usage error naming both ways."""
+    code, text = run("f1-replay", "--db", "sqlite:///x.db", "--id", "s", "--year", "2024")
+    assert code == 2
+    assert "either --db and --id" in text
 
 
 def test_f1_replay_unknown_stored_session_exits_1(tmp_path: Path, fake_loader) -> None:

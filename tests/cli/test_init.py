@@ -151,6 +151,8 @@ def test_serve_with_an_unreachable_database_exits_2_in_one_line():
         (["--replay-cache", "lots"], "--replay-cache: 'lots' is not a size"),
         (["--replay-cache", "0MB"], "--replay-cache: '0MB' is not a positive size"),
         (["--max-delay", "0.5"], "--max-delay"),
+        (["--max-delay", "inf"], "--max-delay"),
+        (["--replay-cache", "100KB"], "--replay-cache must be at least 1MB"),
     ],
 )
 def test_serve_with_bad_replay_options_exits_2(args: list[str], needle: str):

@@ -370,7 +370,8 @@ def test_viewer_bad_replay_requests_get_an_error_status(text: str, problem: str)
         ('"action":"seek"', "seek needs either t"),
         ('"action":"seek","t":5,"lap":2', "seek needs either t"),
         ('"action":"speed","speed":100', "speed must be between"),
-        ('"action":"speed"', "speed must be between"),
+        ('"action":"speed"', "speed needs a speed, from 0.1 to 64"),
+        ('"action":"step","by":1e9', "step: by must be seconds within"),
         ('"action":"rewind"', "bad control message"),
     ],
 )

@@ -54,7 +54,8 @@ def test_the_end_stops_the_clock_and_play_starts_over():
 
 
 def test_a_delayed_live_clock_follows_the_wall_clock_by_its_delay():
-    """A live clock reads wall - delay, never passes it, and follows it once there."""
+    """A live clock reads wall - delay, never passes it, and follows it at 1x (its speed
+    says so) once there."""
     c = ReplayClock(
         start_ns=0, end_ns=None, t_ns=90 * S, wall_ns=100 * S, delay_ns=10 * S, speed=1.0
     )
@@ -64,6 +65,7 @@ def test_a_delayed_live_clock_follows_the_wall_clock_by_its_delay():
     c.seek(80 * S, 105 * S)
     assert c.at(106 * S) == 84 * S
     assert c.at(110 * S) == 100 * S  # caught up with the edge
+    assert c.speed == 1.0
     assert c.at(111 * S) == 101 * S  # and moves with it at 1x
 
 

@@ -234,10 +234,17 @@ async def test_replay_stops_at_the_end_and_says_so():
 
 
 async def test_seek_to_a_lap_and_step():
-    """Seeking to lap 2 of a car lands on its first frame; a step pauses and moves the clock
-    by the time asked."""
+    """Seeking to lap 2 of a car lands on its first frame, and to the lap under way (not
+    listed yet) on the frame after the last listed lap; a step pauses and moves the clock by
+    the time asked."""
     async with running_server() as srv:
-        await store_session(srv.store)
+        await store_session(srv.store, frames=4000)  # laps 1-3 listed, lap 4 under way
+        client, _ = await open_replay(srv.ws, "race", paused=True)
+        await client.frame()
+        await client.control("seek", lap=4, stream=2)
+        await client.frame()
+        assert client.value("car-2", "packet_id") == 3600
+        await client.ws.close()
         client, _ = await open_replay(srv.ws, "race", paused=True)
         await client.frame()
         await client.control("seek", lap=2, stream=2)
@@ -254,8 +261,9 @@ async def test_seek_to_a_lap_and_step():
 
 
 async def test_bad_replay_requests_get_a_status_naming_the_problem():
-    """Out-of-range speed, an unknown lap, a session that is not stored and a control
-    without a replay are answered with errors, and the connection stays usable."""
+    """Out-of-range speed, an unknown lap, an empty or unknown channel selection, a session
+    that does not exist (with or without delay) and a control without a replay are answered
+    with errors, and the connection stays usable."""
     async with running_server() as srv:
         await store_session(srv.store, cars=1)
         client, answer = await open_replay(srv.ws, "race", speed=100)
@@ -270,10 +278,15 @@ async def test_bad_replay_requests_get_a_status_naming_the_problem():
             if isinstance(got, dict) and got["op"] == "status":
                 break
         assert got["code"] == "replay_refused" and "no lap 99" in got["message"]
+        for channels, problem in (([], "channels is empty"), ([0, 999], "unknown channel id 999")):
+            answer = await client.replay(channels=channels)
+            assert answer["op"] == "status" and problem in answer["message"]
         await client.ws.close()
-        other, answer = await open_replay(srv.ws, "nothing-here")
-        assert answer["op"] == "status" and "nothing-here" in answer["message"]
-        await other.ws.close()
+        for delay in (None, 5):
+            other, answer = await open_replay(srv.ws, "nothing-here", delay=delay)
+            assert answer["op"] == "status"
+            assert "no session 'nothing-here' is stored or live" in answer["message"]
+            await other.ws.close()
 
 
 class LiveCars:
@@ -341,6 +354,29 @@ async def test_delayed_live_shows_every_stream_exactly_the_delay_behind():
             for k in range(3):
                 assert client.value(f"car-{k + 1}", "packet_id") == cars.packet_at(frame.t_ns)
             checked += 1
+        await client.ws.close()
+        cars.stop.set()
+        await agent
+
+
+async def test_a_delay_longer_than_the_session_starts_before_its_first_frame():
+    """A delay longer than the session has run puts the clock at now - delay, before any
+    frame: no car is announced yet; each is, with its values, when the clock reaches it."""
+    from pitwire.agent.run import Agent
+
+    async with running_server() as srv:
+        cars = LiveCars(2)
+        agent = asyncio.create_task(Agent(cars, server=srv.ws, session="young").run())
+        await asyncio.sleep(0.5)
+        client, clock = await open_replay(srv.ws, "young", delay=1.5)
+        assert clock["start"] <= clock["t"] <= clock["end"]
+        assert abs(time.time_ns() - 1.5 * SECOND - clock["t"]) < 0.05 * SECOND
+        first = await client.frame()
+        assert first.t_ns < cars.sent[0][0]
+        assert client.groups == {}  # no car has started at the clock's instant
+        while (frame := await client.frame()).t_ns < cars.sent[0][0] + 0.2 * SECOND:
+            pass
+        assert client.value("car-1", "packet_id") == cars.packet_at(frame.t_ns)
         await client.ws.close()
         cars.stop.set()
         await agent

@@ -11,6 +11,7 @@ from pitwire.model.ids import SessionId
 from pitwire.server.timeline import BlockCache, LiveTail, StoredTimeline
 from pitwire.store.memory import MemoryStore
 from racesession import PERIOD, SECOND, T0, expected_packet, store_session
+from support import car_batch
 
 
 async def stored(cars: int = 2, frames: int = 3600) -> tuple[MemoryStore, object]:
@@ -126,3 +127,30 @@ async def test_a_stream_silent_for_long_keeps_its_last_state_in_every_block():
         await tl.load(t)
         row = tl.row("track", ["track_status"], t)
         assert (None if row is None else row[0]) == want, t
+
+
+async def test_a_grown_session_shares_the_whole_blocks_already_read():
+    """A timeline of a session that has grown since (still recorded) reads again only the
+    block that was partial and the new ones."""
+    store, summary = await stored(cars=1, frames=3000)
+    cache = BlockCache()
+    first = StoredTimeline(store, summary, cache, block_frames=600)  # type: ignore[arg-type]
+    for k in range((first.end_ns() - T0) // first.block_ns + 1):
+        await first.load(T0 + k * first.block_ns)
+    read = cache.misses
+    more = car_batch(3600, 600, t0_ns=T0)
+    await store.write_chunk(
+        session_id=SessionId("race"),
+        stream_id="car-1",  # type: ignore[arg-type]
+        first_seq=3600,
+        batch=more,
+    )
+    grown = await store.get_session(SessionId("race"))
+    second = StoredTimeline(store, grown, cache, block_ns=first.block_ns)  # type: ignore[arg-type]
+    for k in range((second.end_ns() - T0) // second.block_ns + 1):
+        await second.load(T0 + k * second.block_ns)
+    whole_before = (first.end_ns() - T0) // first.block_ns
+    blocks_after = (second.end_ns() - T0) // second.block_ns + 1
+    assert cache.misses - read == blocks_after - whole_before
+    t = second.end_ns()
+    assert second.row("car-1", ["packet_id"], t)[0] == 4199  # type: ignore[index]

@@ -182,6 +182,7 @@ def serve(
             help="Longest delay delayed-live viewers may ask for (seconds); live sessions "
             "watched with a delay keep this much in memory.",
             min=1,
+            max=86_400,
         ),
     ] = 600.0,
     log_level: LogLevel = "info",
@@ -190,6 +191,9 @@ def serve(
     _logging(log_level)
     spool_bytes = _size_option("--spool-max", spool_max)
     cache_bytes = _size_option("--replay-cache", replay_cache)
+    if cache_bytes < 1 << 20:
+        console.print(f"[red]error:[/] --replay-cache must be at least 1MB, not {replay_cache}")
+        raise typer.Exit(2)
     server_app = _make_app(
         db,
         lag_limit=lag_limit,

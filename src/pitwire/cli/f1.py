@@ -28,8 +28,13 @@ F1_SESSION_HELP = "F1 session: R, Q, S, SQ, FP1, FP2, FP3 (or its name, e.g. 'Ra
 
 def load(year: int, event: str | int, session: str, cache: Path | None) -> Any:
     """The loaded fastf1 session (the one place that reaches fastf1; tests replace it)."""
-    from pitwire.sources.fastf1 import load_session
+    import importlib.util
 
+    from pitwire.sources.fastf1 import F1Unavailable, load_session
+
+    if importlib.util.find_spec("fastf1") is None:
+        raise F1Unavailable("historical F1 needs the f1 extra: pip install 'pitwire[f1]'")
+    console.print(f"loading F1 {year} {event} {session} (FastF1: the first time downloads it) ...")
     return load_session(year, event, session, cache)
 
 
@@ -46,7 +51,6 @@ def fetch(
 
     if year is None or not event or not session:
         raise _fail("historical F1 needs --year, --event and --session (e.g. R)")
-    console.print(f"loading F1 {year} {event} {session} (FastF1: the first time downloads it) ...")
     try:
         loaded = load(year, _event(event), session, cache)
     except f1.F1Unavailable as exc:
@@ -192,6 +196,11 @@ def f1_replay(
     if db or id_:
         if not (db and id_):
             raise _fail("replaying a stored session needs both --db and --id")
+        if year is not None or event or session:
+            raise _fail(
+                "give either --db and --id (a stored session) or --year, --event and "
+                "--session (FastF1), not both"
+            )
         from pitwire.store import StoreError
 
         try:

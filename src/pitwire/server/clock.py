@@ -58,9 +58,10 @@ class ReplayClock:
             return self._clamp(self._anchor_t, wall_ns)
         t = self._anchor_t + round((wall_ns - self._anchor_wall) * self.speed)
         edge = self.end(wall_ns)
-        if t > edge and self.delay_ns is not None:
-            # At the live edge: from here on it moves with the edge.
+        if t >= edge and self.delay_ns is not None:
+            # At the live edge: from here on it moves with the edge, at 1x.
             self._anchor_t, self._anchor_wall = edge, wall_ns
+            self.speed = 1.0
             return max(self.start_ns, edge)
         return max(self.start_ns, min(t, edge))
 

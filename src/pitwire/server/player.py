@@ -142,6 +142,8 @@ class Player:
                 if first is None or first > until_ns:
                     continue
             names = [n for n in st.channels if cids is None or self.live.channel_ids[n] in cids]
+            if not names:
+                continue  # it carries none of the channels asked for
             track = Track(
                 st.name,
                 st.sid,
@@ -208,14 +210,19 @@ class Player:
         if msg.stream is not None and msg.stream not in names:
             raise ReplayError(f"stream {msg.stream} is not in this replay")
         want = None if msg.stream is None else names[msg.stream]
-        starts = [
-            lap.t0_ns
-            for lap in self.laps
-            if lap.lap == msg.lap and (want is None or lap.stream_id == want)
+        number = msg.lap or 0
+        mine = [lap for lap in self.laps if want is None or lap.stream_id == want]
+        starts = [lap.t0_ns for lap in mine if lap.lap == number]
+        # The lap under way is not listed yet: its first frame follows the previous lap's
+        # last, a frame period later (taken at 1.5 periods, so jitter does not miss it).
+        starts = starts or [
+            lap.t1_ns + (3 * (lap.t1_ns - lap.t0_ns) // max(2 * (lap.frames - 1), 1))
+            for lap in mine
+            if lap.lap == number - 1
         ]
         if not starts:
             of = f" of {want}" if want else ""
-            raise ReplayError(f"no lap {msg.lap}{of} in this session")
+            raise ReplayError(f"no lap {number}{of} in this session")
         return min(starts)
 
     # --- the tick loop --------------------------------------------------------------------
@@ -282,7 +289,8 @@ class Player:
             wall = time.time_ns()
             clock = self.clock
             if isinstance(self.timeline, LiveTail):
-                clock.start_ns = max(clock.start_ns, self.timeline.start_ns)
+                # What is kept goes back keep_ns (frames before a stream's first are none).
+                clock.start_ns = max(clock.start_ns, wall - self.timeline.keep_ns)
                 if self.request.streams is None and len(self.live.streams) > len(self.tracks):
                     groups = self.add_tracks(clock.at(wall))
                     if groups:

@@ -19,6 +19,8 @@ from pitwire.model.ids import StreamId
 from pitwire.protocol import frames as wire
 from pitwire.store.base import SessionSummary
 
+MAX_TIME_S = 1e9
+"""Largest from/to accepted [s from the session's first frame] (about 31 years)."""
 MAX_SPAN_S = 600.0
 """Most session time one ``/frames`` request may cover [s]."""
 MAX_VALUES = 5_000_000
@@ -132,6 +134,12 @@ class FrameQuery:
             raise QueryError(f"from must be a number of seconds >= 0, not {start}")
         if end is not None and not math.isfinite(end):
             raise QueryError(f"to must be a number of seconds, not {end}")
+        for name, value in (("from", start), ("to", end or 0.0)):
+            if value > MAX_TIME_S:
+                raise QueryError(
+                    f"{name} ({value:g} s) is beyond any session: at most {MAX_TIME_S:g} s",
+                    limit=MAX_TIME_S,
+                )
         t0, t1 = session_range(s)
         from_ns = round(start * 1e9)
         if end is None:

@@ -64,6 +64,18 @@ class Replays:
             summary = None
         except StoreError as exc:
             raise ReplayError(f"the store cannot be read: {exc}") from None
+        if summary is None and not live.streams:
+            raise ReplayError(f"no session {session_id!r} is stored or live")
+        if request.channels is not None:
+            known = len(live.channel_descs)
+            unknown = [c for c in request.channels if not 0 <= c < known]
+            if not request.channels or unknown:
+                raise ReplayError(
+                    f"unknown channel id {unknown[0]}: the session's channels are 0-{known - 1} "
+                    "(see advertise); leave channels out for all"
+                    if unknown
+                    else "channels is empty: leave it out for all channels"
+                )
         laps = list(summary.laps) if summary is not None else []
         timeline: Timeline
         if request.delay is not None:
@@ -79,7 +91,9 @@ class Replays:
             tail = await self._tail(session_id, live, wall)
             timeline = tail
             delay_ns = round(request.delay * SECOND)
-            start = tail.start_ns or wall - delay_ns
+            # From the earliest frame kept, or from the delay back when the session is younger
+            # than the delay (its cars have no value there yet).
+            start = min(tail.start_ns or wall, wall - delay_ns)
             clock = ReplayClock(
                 start_ns=start,
                 end_ns=None,
@@ -118,7 +132,7 @@ class Replays:
         groups = player.add_tracks(clock.at(wall) if request.streams is None else None)
         if not groups and request.delay is None:
             self.release(player)
-            raise ReplayError("the replay selects no stream of the session")
+            raise ReplayError("nothing to replay: no selected stream carries the selected channels")
         viewer.control(messages.encode(Subscribed(id=request.id, groups=groups)))
         viewer.control(player.clock_message())
         self.figures.players += 1
@@ -149,14 +163,20 @@ class Replays:
 
     def _stored_timeline(self, summary: SessionSummary) -> StoredTimeline:
         """The session's timeline, shared with its other viewers (and kept for the next
-        ones: its blocks stay in the cache); a session that grew since is read afresh."""
+        ones: its blocks stay in the cache); a session that grew since (one still being
+        recorded) gets a new one that shares the whole blocks already read."""
         sid = summary.info.session_id
         timeline = self._stored.pop(sid, None)
         end = max((s.t1_ns for s in summary.streams), default=0)
         if timeline is None or timeline.end_ns() < end:
             if timeline is not None:
                 timeline.close()
-            timeline = StoredTimeline(self.store, summary, self.cache)
+            timeline = StoredTimeline(
+                self.store,
+                summary,
+                self.cache,
+                block_ns=None if timeline is None else timeline.block_ns,
+            )
         self._stored[sid] = timeline
         while len(self._stored) > KEPT_TIMELINES:
             _, oldest = self._stored.popitem(last=False)

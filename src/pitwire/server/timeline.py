@@ -138,7 +138,10 @@ class StoredTimeline:
         cache: BlockCache,
         *,
         block_frames: int = BLOCK_FRAMES,
+        block_ns: int | None = None,
     ) -> None:
+        """block_ns: the block length of an earlier timeline of the session (one that has
+        grown since), so that its whole blocks are shared; None: from ``block_frames``."""
         stored = [s for s in summary.streams if s.frames]
         if not stored:
             raise ValueError(f"session {summary.info.session_id!r} has no stored frames")
@@ -151,7 +154,7 @@ class StoredTimeline:
         span = max(self._end_ns - self.start_ns, 1)
         rate = frames / (span / SECOND)  # frames a second, every stream together
         block_s = block_frames / max(rate, 1e-9)
-        self.block_ns = int(min(max(block_s * SECOND, MIN_BLOCK_NS), MAX_BLOCK_NS))
+        self.block_ns = block_ns or int(min(max(block_s * SECOND, MIN_BLOCK_NS), MAX_BLOCK_NS))
         # A stream's state at a block's first instant is its last frame before it: blocks
         # read LOOKBACK_NS further back, and the chunk index finds it for a stream silent
         # for longer (a car in the garage, flags that change twice an hour).
@@ -160,8 +163,9 @@ class StoredTimeline:
         self.decoded_estimate = frames * (8 + 4 * max(len(s.info.channels) for s in stored))
         self._block_bytes = self.decoded_estimate * self.block_ns // span
         self._warming: asyncio.Task[None] | None = None
-        # Blocks are keyed by what the session held when read: a longer one reads afresh.
-        self._cache_id = f"{self.session_id}@{self._end_ns}"
+        # A block wholly before the end is what any later timeline of the session would read
+        # too, so it is keyed to be shared; the last, partial one by the end it was read to.
+        self._cache_id = f"{self.session_id}/{self.start_ns}/{self.block_ns}"
 
     def end_ns(self) -> int:
         return self._end_ns
@@ -170,7 +174,8 @@ class StoredTimeline:
         return max(0, (t_ns - self.start_ns) // self.block_ns)
 
     def _key(self, k: int) -> tuple[str, int]:
-        return (self._cache_id, k)
+        whole = self.start_ns + (k + 1) * self.block_ns <= self._end_ns
+        return (self._cache_id if whole else f"{self._cache_id}@{self._end_ns}", k)
 
     def ready(self, t_ns: int) -> bool:
         return self._key(self._block(t_ns)) in self.cache
