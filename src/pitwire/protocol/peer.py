@@ -407,10 +407,11 @@ def _control_problem(msg: Control) -> str:
     match msg.action:
         case "seek" if (msg.t is None) == (msg.lap is None):
             return "seek needs either t [ns since epoch] or lap"
-        case "speed" if msg.speed is None:
-            return f"speed needs a speed, from {MIN_SPEED:g} to {MAX_SPEED:g}"
-        case "speed" if not MIN_SPEED <= msg.speed <= MAX_SPEED:
-            return f"speed must be between {MIN_SPEED:g} and {MAX_SPEED:g}, not {msg.speed:g}"
+        case "speed":
+            if msg.speed is None:
+                return f"speed needs a speed, from {MIN_SPEED:g} to {MAX_SPEED:g}"
+            if not MIN_SPEED <= msg.speed <= MAX_SPEED:
+                return f"speed must be between {MIN_SPEED:g} and {MAX_SPEED:g}, not {msg.speed:g}"
         case "step" if msg.by is not None and not abs(msg.by) < 1e6:
             return f"step: by must be seconds within ±1e6 (about 11 days), not {msg.by:g}"
     return ""

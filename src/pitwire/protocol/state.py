@@ -134,24 +134,24 @@ class StateEncoder:
         nonzero = np.flatnonzero(codes).tolist()  # the columns to write, in order
         end = len(nonzero)
         body = bytearray()
-        entries = p = 0
+        entries = done = 0
         for k, gid in enumerate(self._gids):
-            b = self._bounds[k][1]
-            q = p
-            while q < end and nonzero[q] < b:
-                q += 1
-            if q == p and not keyframe:
+            stop = self._bounds[k][1]
+            upto = done
+            while upto < end and nonzero[upto] < stop:
+                upto += 1
+            if upto == done and not keyframe:
                 continue
             entries += 1
             _varint(body, gid)
             ca, cb = self._code_bounds[k]
             body += packed_bytes[ca:cb]
-            for j in nonzero[p:q]:
+            for j in nonzero[done:upto]:
                 if code_list[j] == STEPS:
                     _varint(body, zigzag[j])
                 elif code_list[j] == EXACT:
                     body += _F64.pack(value_list[j])
-            p = q
+            done = upto
         flags = FLAG_KEYFRAME if keyframe else 0
         return HEADER.pack(OP_STATE, flags, entries, epoch, t_ns) + bytes(body)
 
