@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import statistics
 import time
 
 import numpy as np
@@ -73,17 +75,26 @@ async def count_messages(url: str, seconds: float) -> list[dict]:
     return out
 
 
+def assert_rate(got: list[dict], hz: float, seconds: float) -> None:
+    """Messages one tick (1/hz of session time at 1x) apart, as many as the time allows: the
+    median spacing is exact; a loaded machine may skip a few ticks (never queue them)."""
+    ts = [m["t"] for m in got]
+    assert ts == sorted(ts)
+    assert statistics.median(b - a for a, b in itertools.pairwise(ts)) == pytest.approx(
+        1 / hz, abs=0.002
+    )
+    assert 0.75 * hz * seconds <= len(got) <= 1.1 * hz * seconds, len(got)
+    assert ts[-1] - ts[0] == pytest.approx(seconds, abs=0.1)  # as if live
+
+
 async def test_clients_get_json_at_the_set_rate(data: FeedData) -> None:
-    """Two plain websockets clients on port 0 each get 50 ± 15% messages in one second,
-    whose values match the converted data at their session time."""
+    """Two plain websockets clients on port 0 each get a message every 1/50 s of session
+    time for two seconds, whose values match the converted data at their session time."""
     async with F1Feed(data, port=0, hz=50, start_s=f1shapes.START) as feed:
         assert feed.port != 0
-        a, b = await asyncio.gather(count_messages(feed.url, 1.0), count_messages(feed.url, 1.0))
+        a, b = await asyncio.gather(count_messages(feed.url, 2.0), count_messages(feed.url, 2.0))
     for got in (a, b):
-        assert 42 <= len(got) <= 58, len(got)
-        ts = [m["t"] for m in got]
-        assert ts == sorted(ts)
-        assert ts[-1] - ts[0] == pytest.approx(1.0, abs=0.1)  # as if live
+        assert_rate(got, 50, 2.0)
     for message in a[::10]:
         again = data.sample(message["t"])
         assert message["drivers"]["VER"]["speed"] == pytest.approx(
@@ -98,10 +109,10 @@ async def test_slow_client_does_not_delay_others(data: FeedData) -> None:
     try:
         async with connect(feed.url, max_queue=1, close_timeout=0.1) as slow:
             slow.transport.pause_reading()  # type: ignore[attr-defined]
-            got = await count_messages(feed.url, 1.0)
+            got = await count_messages(feed.url, 2.0)
     finally:
         await feed.stop()
-    assert 42 <= len(got) <= 58
+    assert_rate(got, 50, 2.0)
 
 
 async def drain(ws) -> None:  # type: ignore[no-untyped-def]

@@ -54,7 +54,7 @@ async def test_a_slow_viewer_gets_conflated_state_and_no_queue():
     after = tracemalloc.take_snapshot()
     tracemalloc.stop()
     grown = sum(s.size_diff for s in after.compare_to(before, "filename"))
-    assert player.conflated >= 40
+    assert player.conflated >= 25  # 50 ticks a second, fewer on a loaded machine
     assert len(viewer._pending) == 1
     assert grown < 64 * 1024, f"{grown} bytes more after a second of a stuck viewer"
     sock.gate.set()

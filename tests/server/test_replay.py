@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
+import statistics
 import time
 from typing import Any
 
@@ -203,17 +205,19 @@ async def test_replay_keeps_time_at_any_speed(speed: float):
 
 
 async def test_replay_paces_to_the_requested_rate():
-    """A viewer asking for 10 fps gets about ten frames a second."""
+    """A viewer asking for 10 fps gets a frame every tenth of a second (at 1x, 0.1 s of
+    session time apart), and no more; a loaded machine may skip a tick, never queue one."""
     async with running_server() as srv:
         await store_session(srv.store, cars=1)
         client, _ = await open_replay(srv.ws, "race", fps=10)
         await client.frame()
         start = time.monotonic()
-        n = 0
-        while time.monotonic() - start < 1.5:
-            await client.frame()
-            n += 1
-        assert n / (time.monotonic() - start) == pytest.approx(10, rel=0.15)
+        times = []
+        while time.monotonic() - start < 2.0:
+            times.append((await client.frame()).t_ns)
+        spacing = statistics.median(b - a for a, b in itertools.pairwise(times)) / SECOND
+        assert spacing == pytest.approx(0.1, abs=0.01)
+        assert 15 <= len(times) <= 22
         await client.ws.close()
 
 
@@ -346,14 +350,16 @@ async def test_delayed_live_shows_every_stream_exactly_the_delay_behind():
         client, clock = await open_replay(srv.ws, "live", delay=1.0)
         assert clock["op"] == "clock" and clock["delay"] == 1.0
         assert abs(time.time_ns() - 1.0 * SECOND - clock["t"]) < 0.05 * SECOND
-        checked = 0
-        while checked < 40:
+        lags = []
+        while len(lags) < 40:
             frame = await client.frame()
-            lag = (time.time_ns() - frame.t_ns) / SECOND
-            assert lag == pytest.approx(1.0, abs=0.06)
+            lags.append((time.time_ns() - frame.t_ns) / SECOND)
             for k in range(3):
                 assert client.value(f"car-{k + 1}", "packet_id") == cars.packet_at(frame.t_ns)
-            checked += 1
+        # The lag is the delay plus the time a frame takes to the client: a millisecond or
+        # so, more on a loaded machine.
+        assert statistics.median(lags) == pytest.approx(1.0, abs=0.02)
+        assert max(lags) < 1.15 and min(lags) >= 1.0
         await client.ws.close()
         cars.stop.set()
         await agent
@@ -486,7 +492,7 @@ async def test_a_car_joining_a_live_session_reaches_a_delayed_viewer_the_delay_l
                     seen.setdefault(g["stream"], time.time_ns())
     car2 = hub.sessions["live"].streams["car-2"].sid
     late = (seen[car2] - joined["car-2"]) / SECOND
-    assert late == pytest.approx(1.0, abs=0.1)
+    assert late == pytest.approx(1.0, abs=0.15)
     feeding.cancel()
     replays.release(player)
     viewer.task.cancel()
