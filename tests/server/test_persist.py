@@ -611,3 +611,71 @@ async def test_a_stream_gone_quiet_is_written_before_max_age(store, monkeypatch)
     await p.flush(force=False)
     assert p.buffered_frames == 20  # car-1 went quiet and was written; car-2 was not
     assert await stored(store) == list(range(10))
+
+
+class BatchingStore(FlakyStore):
+    """A FlakyStore that also writes several streams' chunks in one call (as PostgreSQL's
+    write_chunks does), recording each call, and raises ``fail_together`` from it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.together: list[list[tuple[str, int, int]]] = []
+        self.fail_together: Exception | None = None
+
+    async def write_chunks(self, session_id, items):  # type: ignore[no-untyped-def]
+        if self.fail_together is not None:
+            raise self.fail_together
+        self.together.append([(s, seq, b.n) for s, seq, b in items])
+        return [
+            await MemoryStore.write_chunk(
+                self, session_id=session_id, stream_id=s, first_seq=seq, batch=b
+            )
+            for s, seq, b in items
+        ]
+
+
+@pytest.fixture
+async def batching() -> BatchingStore:
+    """An open BatchingStore with session s1 and streams car-1 .. car-3."""
+    s = BatchingStore()
+    await s.open()
+    await s.put_session(SessionInfo(session_id="s1"))
+    for car in ("car-1", "car-2", "car-3"):
+        await s.put_stream(S1, StreamInfo(stream_id=car, channels=list(car_channels().values())))
+    return s
+
+
+async def test_a_store_that_writes_streams_together_gets_one_call_per_round(batching):
+    """With write_chunks, the due chunks of every stream of a session go in one call per
+    round (first chunks, then second ones), each stream is acked, and laps are stored."""
+    acks: list[tuple[str, str, int]] = []
+    p = Persistence(batching, max_frames=30, max_age=60, on_stored=lambda *a: acks.append(a))
+    for car in ("car-1", "car-2", "car-3"):
+        p.enqueue("s1", car, 0, car_batch(0, 20, lap=1))
+        p.enqueue("s1", car, 20, car_batch(20, 40, lap=2))
+    await p.flush()
+    assert batching.together == [
+        [("car-1", 0, 20), ("car-2", 0, 20), ("car-3", 0, 20)],
+        [("car-1", 20, 30), ("car-2", 20, 30), ("car-3", 20, 30)],
+        [("car-1", 50, 10), ("car-2", 50, 10), ("car-3", 50, 10)],
+    ]
+    assert batching.chunks == []  # nothing went one by one
+    for car in ("car-1", "car-2", "car-3"):
+        assert await stored(batching, car) == list(range(60))
+        assert ("s1", car, 59) in acks
+    summary = await batching.get_session(S1)
+    assert {(lap.stream_id, lap.lap) for lap in summary.laps} >= {("car-1", 1), ("car-3", 1)}
+    assert (p.stored_frames, p.buffered_frames) == (180, 0)
+
+
+@pytest.mark.parametrize("error", [StoreUnavailable("down"), StoreError("refused")])
+async def test_when_writing_together_fails_chunks_go_one_by_one(batching, error):
+    """A write_chunks that fails (unavailable or refused) leaves every chunk to the
+    one-chunk path, which stores them all."""
+    batching.fail_together = error
+    p = Persistence(batching, max_frames=100, max_age=60)
+    for car in ("car-1", "car-2"):
+        p.enqueue("s1", car, 0, car_batch(0, 10))
+    await p.flush()
+    assert sorted((c[0], c[1]) for c in batching.chunks) == [("car-1", 0), ("car-2", 0)]
+    assert await stored(batching, "car-2") == list(range(10))

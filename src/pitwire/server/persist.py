@@ -385,6 +385,8 @@ class Persistence:
         if self._spooling and self.spool is not None and self.spool.full and not force:
             return  # nowhere to put them until the drain frees space: spare the CPU
         now = time.monotonic()
+        if not self._spooling:
+            await self._store_together(bufs, now, force=force)
         to_spool: list[tuple[_Buffer, list[tuple[int, int]]]] = []
         for buf in bufs:
             chunks = self._due(buf, now, force=force)
@@ -443,6 +445,68 @@ class Persistence:
         buf.since = time.monotonic()
         buf.retrying = False
         buf.cut = len({_lap_of(b) for _, b in buf.batches}) > 1
+
+    async def _store_together(self, bufs: list[_Buffer], now: float, *, force: bool) -> None:
+        """With a store that writes several streams' chunks in one transaction
+        (``write_chunks``: one commit, so one WAL flush, for them all), write the first due
+        chunk of every stream of a session together, round after round. What this cannot
+        store (the store fails or refuses) is left for the one-chunk-at-a-time path, which
+        retries, isolates a refused chunk or spools."""
+        write_chunks = getattr(self.store, "write_chunks", None)
+        if write_chunks is None:
+            return
+        while True:
+            rounds: dict[str, list[tuple[_Buffer, int, int]]] = {}
+            for buf in bufs:
+                due = self._due(buf, now, force=force)
+                if due and not buf.retrying:
+                    rounds.setdefault(buf.session, []).append((buf, *due[0]))
+            wrote = False
+            for session, items in rounds.items():
+                if len(items) < 2:
+                    continue
+                batches = [
+                    FrameBatch.concat([b for _, b in buf.batches[:take]]) for buf, take, _ in items
+                ]
+                try:
+                    new = await write_chunks(
+                        SessionId(session),
+                        [
+                            (StreamId(buf.stream), buf.batches[0][0], batch)
+                            for (buf, _, _), batch in zip(items, batches, strict=True)
+                        ],
+                    )
+                except (*_Unavailable, StoreError):
+                    return  # the one-chunk path retries them, one by one
+                wrote = True
+                for (buf, take, n), batch, fresh in zip(items, batches, new, strict=True):
+                    seq0 = buf.batches[0][0]
+                    if fresh < batch.n:  # the same tripwire as _store_batch's
+                        log.warning(
+                            "store already held %d of %d frames of %s/%s (seq %d-%d) written live",
+                            batch.n - fresh,
+                            batch.n,
+                            buf.session,
+                            buf.stream,
+                            seq0,
+                            seq0 + batch.n - 1,
+                        )
+                    laps = copy.copy(buf.laps)
+                    try:
+                        for lap_info in laps.feed(batch):
+                            await self.store.put_lap(SessionId(buf.session), lap_info)
+                    except (*_Unavailable, StoreError):
+                        return  # stored but not taken: written again (idempotent), laps too
+                    buf.laps = laps
+                    self.stored_frames += batch.n
+                    self._taken(buf, take, n)
+                    self._acked(buf.session, buf.stream, seq0 + n - 1)
+                if not self.healthy:
+                    log.info("store writes recovered")
+                self.healthy = True
+                self._backoff = 0.0
+            if not wrote:
+                return
 
     async def _store_chunk(self, buf: _Buffer, take: int, n: int) -> bool:
         """Store the first ``take`` batches of ``buf``; False when the store is unavailable."""
