@@ -42,6 +42,7 @@ from pitwire.cli.options import (
     parse_size,
     source_options,
     spool_options,
+    stop_on_signals,
 )
 
 if TYPE_CHECKING:
@@ -404,20 +405,12 @@ def agent(
     stopped: list[bool] = []
 
     async def run() -> None:
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task()
-
         def on_signal() -> None:
-            if stopped:  # the second Ctrl+C: quit at once
-                task.cancel()  # type: ignore[union-attr]
-                return
             stopped.append(True)
             console.print("agent: stopping; sending what is left (Ctrl+C again to quit now)")
             the_agent.stop()
 
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):  # Windows loops have no signal handlers
-                loop.add_signal_handler(sig, on_signal)
+        stop_on_signals(on_signal)  # the second Ctrl+C quits at once
         with contextlib.suppress(asyncio.CancelledError):
             await the_agent.run()
             if not stopped:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -14,6 +13,7 @@ from rich.markup import escape
 
 from pitwire.cli import LogLevel, _logging, app, console
 from pitwire.cli.files import _fail, _frames_progress, _reflowed
+from pitwire.cli.options import stop_on_signals
 
 if TYPE_CHECKING:
     from pitwire.model.frames import FrameBatch
@@ -218,10 +218,7 @@ def f1_replay(
 
     async def run() -> None:
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):
-                loop.add_signal_handler(sig, stop.set)
+        stop_on_signals(stop.set)  # the second Ctrl+C quits at once
         try:
             await feed.start()
         except OSError as exc:
@@ -242,5 +239,6 @@ def f1_replay(
         finally:
             await feed.stop()
 
-    asyncio.run(run())
+    with contextlib.suppress(asyncio.CancelledError):
+        asyncio.run(run())
     print("f1-replay stopped.", flush=True)

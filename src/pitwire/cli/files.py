@@ -7,7 +7,6 @@ import contextlib
 import inspect as _inspect
 import logging
 import math
-import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +17,7 @@ import typer
 from rich.console import Console
 
 from pitwire.cli import DEFAULT_DB, LogLevel, _logging, app, console
+from pitwire.cli.options import stop_on_signals
 
 # -- session files: record, inspect, export, import, watch ----------------------------------
 
@@ -107,24 +107,6 @@ def _open_session_file(path: Path) -> Any:
         return sessionfile.open(path)
     except sessionfile.SessionFileError as exc:
         raise _fail(str(exc)) from None
-
-
-def _stop_on_signals(on_first: Callable[[], None]) -> None:
-    """Ctrl+C/SIGTERM call ``on_first`` once; a second one cancels the running task."""
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    seen: list[bool] = []
-
-    def handler() -> None:
-        if seen and task is not None:
-            task.cancel()
-            return
-        seen.append(True)
-        on_first()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):  # Windows loops have no signal handlers
-            loop.add_signal_handler(sig, handler)
 
 
 def _clock(ns: int) -> str:
@@ -590,7 +572,7 @@ def watch(
             )
             watcher.stop()
 
-        _stop_on_signals(stop)
+        stop_on_signals(stop)
         await watcher.run()
 
     with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):

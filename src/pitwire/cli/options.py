@@ -4,9 +4,13 @@ flags."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import re
+import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -254,3 +258,22 @@ def spool_options(
     if no_spool:
         return None, max_bytes
     return (spool_dir if spool_dir is not None else default_spool_dir()), max_bytes
+
+
+def stop_on_signals(on_first: Callable[[], None]) -> None:
+    """Ctrl+C/SIGTERM call ``on_first`` once; a second one cancels the running task (quit at
+    once). Call from inside the task to stop."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    seen: list[bool] = []
+
+    def handler() -> None:
+        if seen and task is not None:
+            task.cancel()
+            return
+        seen.append(True)
+        on_first()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # Windows loops have no signal handlers
+            loop.add_signal_handler(sig, handler)

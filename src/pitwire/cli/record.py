@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,6 +28,7 @@ from pitwire.cli.options import (
     Seed,
     UdpPort,
     source_options,
+    stop_on_signals,
 )
 
 
@@ -162,9 +162,7 @@ def record(
 
     async def run() -> None:
         stop = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError):  # Windows: KeyboardInterrupt
-                asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+        stop_on_signals(stop.set)
 
         async def pump() -> None:
             async for item in src:
@@ -199,7 +197,7 @@ def record(
             for path in recorder.files:
                 path.unlink(missing_ok=True)
         raise _fail(str(exc)) from None
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, asyncio.CancelledError):  # a second Ctrl+C: stop at once
         pass
     finally:
         recorder.close()
