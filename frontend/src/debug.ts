@@ -7,6 +7,11 @@
  * - selectedStream: name of the selected car, null before the first advertise
  * - drawCount: ticks of the one requestAnimationFrame loop (each runs every drawer)
  * - longTasks: main-thread tasks over 50 ms seen by a PerformanceObserver (where supported)
+ * - replayTicks / replayT / replayEpoch: replay STATE frames shown, the newest one's clock
+ *   instant [s since epoch] and epoch; staleFrames: frames of an older epoch dropped (never
+ *   drawn); clocks: `clock` messages received; controlsSent: replay controls sent
+ * - frameTimes: main-thread time of the last FRAME_SAMPLES animation frames [ms] (a ring,
+ *   frameCount written so far), measured around every drawer with performance.now()
  */
 
 export interface PitwireDebug {
@@ -16,7 +21,18 @@ export interface PitwireDebug {
   selectedStream: string | null;
   drawCount: number;
   longTasks: number;
+  replayTicks: number;
+  replayT: number | null;
+  replayEpoch: number;
+  staleFrames: number;
+  clocks: number;
+  controlsSent: number;
+  frameTimes: Float64Array;
+  frameCount: number;
 }
+
+/** Animation frames kept in `frameTimes` (about 70 s at 60 fps). */
+export const FRAME_SAMPLES = 4096;
 
 declare global {
   interface Window {
@@ -31,6 +47,14 @@ export const debug: PitwireDebug = {
   selectedStream: null,
   drawCount: 0,
   longTasks: 0,
+  replayTicks: 0,
+  replayT: null,
+  replayEpoch: 0,
+  staleFrames: 0,
+  clocks: 0,
+  controlsSent: 0,
+  frameTimes: new Float64Array(FRAME_SAMPLES),
+  frameCount: 0,
 };
 
 /** Publish `debug` on window and start counting long tasks. */

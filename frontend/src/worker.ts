@@ -1,14 +1,21 @@
 /**
  * The socket worker: owns the WebSocket to `/ws/{session}?format=bin` (subprotocol
- * `pitwire.v1`), feeds a ViewerPeer and posts its events to the main thread. Data frames go
- * out as typed-array views with the received ArrayBuffer transferred (zero copy, no JSON).
- * Reconnects with backoff when the socket closes, except after close code 4003 (unsupported
- * protocol version), which retrying cannot fix.
+ * `pitwire.v1`), feeds a ViewerPeer and posts its events to the main thread.
+ *
+ * - Live: subscribes to every car; data frames go out as typed-array views whose received
+ *   ArrayBuffer is transferred (zero copy, no JSON).
+ * - Replay: opens the server's replay clock; STATE frames are decoded here and each tick's
+ *   values go out as Float64Arrays (transferred); `control` messages from the page are sent on.
+ *
+ * Everything that arrives within FLUSH_MS is posted as one message, so 20 cars cost the main
+ * thread a few tasks per frame, not one per car. Reconnects with backoff when the socket
+ * closes (a replay reopens where its clock last was), except after close code 4003
+ * (unsupported protocol version), which retrying cannot fix.
  */
 
-import { backoff, socketUrl, type FromWorker, type SocketState, type ToWorker } from "./live/bridge";
+import { backoff, socketUrl, type DataBatchMsg, type FromWorker, type ReplayStart, type ReplayTickMsg, type SocketState, type ToWorker } from "./live/bridge";
 import { SUBPROTOCOL } from "./protocol/messages";
-import { ViewerPeer } from "./protocol/viewer";
+import { ViewerPeer, nsToSeconds, type ControlRequest } from "./protocol/viewer";
 
 /** The parts of DedicatedWorkerGlobalScope used here (the DOM lib has no worker types). */
 interface WorkerScope {
@@ -19,46 +26,106 @@ interface WorkerScope {
 
 const scope = self as unknown as WorkerScope;
 const MAX_RATE_HZ = 30;
+const REPLAY_FPS = 30;
+const FLUSH_MS = 8;
 const CLOSE_UNSUPPORTED = 4003;
 
-let session: string | null = null;
+interface Target {
+  session: string;
+  channels: string[];
+  /** null = live */
+  replay: ReplayStart | null;
+}
+
+let target: Target | null = null;
 let socket: WebSocket | null = null;
+let peer: ViewerPeer | null = null;
 let attempt = 0;
 let retryTimer: ReturnType<typeof setTimeout> | undefined;
+/** Replay: where the clock was last (to reopen there after a reconnect) [ns], and how. */
+let lastClock: { tNs: number; speed: number; playing: boolean } | null = null;
 
-function post(message: FromWorker, transfer: Transferable[] = []): void {
-  scope.postMessage(message, transfer);
+let batches: DataBatchMsg[] = [];
+let ticks: ReplayTickMsg[] = [];
+let transfer: Transferable[] = [];
+let stale = 0;
+let flushTimer: ReturnType<typeof setTimeout> | undefined;
+
+function post(message: FromWorker, list: Transferable[] = []): void {
+  scope.postMessage(message, list);
 }
 
 function postState(state: SocketState, detail = "", retryIn = 0): void {
   post({ type: "state", state, detail, retryIn });
 }
 
+function scheduleFlush(): void {
+  flushTimer ??= setTimeout(flushData, FLUSH_MS);
+}
+
+function flushData(): void {
+  flushTimer = undefined;
+  if (batches.length > 0) post({ type: "data", batches }, transfer);
+  else if (ticks.length > 0 || stale > 0) post({ type: "ticks", ticks, stale }, transfer);
+  batches = [];
+  ticks = [];
+  transfer = [];
+  stale = 0;
+}
+
+/** Drop what is queued for the page (a new session or mode). */
+function dropQueued(): void {
+  clearTimeout(flushTimer);
+  flushTimer = undefined;
+  batches = [];
+  ticks = [];
+  transfer = [];
+  stale = 0;
+}
+
+function replayOptions(start: ReplayStart, channels: string[]) {
+  const resume = lastClock;
+  return {
+    channels,
+    fps: REPLAY_FPS,
+    speed: resume?.speed ?? start.speed,
+    t: resume?.tNs ?? start.t,
+    paused: resume === null ? start.paused : !resume.playing,
+    delay: start.delay,
+  };
+}
+
 function connect(): void {
   clearTimeout(retryTimer);
-  if (session === null) return;
+  if (target === null) return;
+  const t = target;
   postState("connecting", `attempt ${attempt + 1}`);
   let ws: WebSocket;
   try {
-    ws = new WebSocket(socketUrl(scope.location.origin, session), SUBPROTOCOL);
+    ws = new WebSocket(socketUrl(scope.location.origin, t.session), SUBPROTOCOL);
   } catch (err) {
     retry("error", (err as Error).message);
     return;
   }
   ws.binaryType = "arraybuffer";
-  const peer = new ViewerPeer({ name: "dashboard", maxRate: MAX_RATE_HZ });
+  const p = new ViewerPeer({
+    name: "dashboard",
+    maxRate: MAX_RATE_HZ,
+    replay: t.replay === null ? undefined : replayOptions(t.replay, t.channels),
+  });
   socket = ws;
+  peer = p;
   ws.onopen = () => {
     if (socket !== ws) return;
     postState("open");
-    peer.start();
-    flush(ws, peer);
+    p.start();
+    flush(ws, p);
   };
   ws.onmessage = (ev: MessageEvent<ArrayBuffer | string>) => {
     if (socket !== ws) return;
-    if (typeof ev.data === "string") peer.receiveText(ev.data);
-    else peer.receiveBinary(ev.data);
-    flush(ws, peer);
+    if (typeof ev.data === "string") p.receiveText(ev.data);
+    else p.receiveBinary(ev.data);
+    flush(ws, p);
   };
   ws.onerror = () => {
     if (socket === ws) postState("error", "socket error");
@@ -66,6 +133,7 @@ function connect(): void {
   ws.onclose = (ev: CloseEvent) => {
     if (socket !== ws) return;
     socket = null;
+    peer = null;
     const detail = `closed with code ${ev.code}${ev.reason ? `: ${ev.reason}` : ""}`;
     if (ev.code === CLOSE_UNSUPPORTED) postState("error", detail);
     else retry("closed", detail);
@@ -79,9 +147,14 @@ function retry(state: SocketState, detail: string): void {
 }
 
 /** Send what the peer queued and forward its events. */
-function flush(ws: WebSocket, peer: ViewerPeer): void {
-  for (const text of peer.outgoing()) ws.send(text);
-  for (const ev of peer.events()) {
+function flush(ws: WebSocket, p: ViewerPeer): void {
+  for (const text of p.outgoing()) ws.send(text);
+  if (p.staleFrames > 0) {
+    stale += p.staleFrames;
+    p.staleFrames = 0;
+    scheduleFlush();
+  }
+  for (const ev of p.events()) {
     switch (ev.type) {
       case "serverInfo":
         attempt = 0;
@@ -94,11 +167,36 @@ function flush(ws: WebSocket, peer: ViewerPeer): void {
         break;
       case "data":
         // Every view shares the message's buffer: transfer it once, the views come along.
-        post(
-          { type: "data", stream: ev.stream, epoch: ev.epoch, t0: ev.t0, tOffsets: ev.tOffsets, columns: ev.columns },
-          [ev.tOffsets.buffer as ArrayBuffer],
-        );
+        batches.push({ stream: ev.stream, epoch: ev.epoch, t0: ev.t0, tOffsets: ev.tOffsets, columns: ev.columns });
+        transfer.push(ev.tOffsets.buffer as ArrayBuffer);
+        scheduleFlush();
         break;
+      case "tick":
+        if (ev.keyframe && ticks.length > 0) flushData(); // a new epoch starts a new message
+        ticks.push({ epoch: ev.epoch, keyframe: ev.keyframe, t: nsToSeconds(ev.tNs), cars: ev.cars });
+        for (const car of ev.cars) transfer.push(car.values.buffer as ArrayBuffer);
+        scheduleFlush();
+        break;
+      case "clock": {
+        const c = ev.clock;
+        lastClock = { tNs: c.t, speed: c.speed, playing: c.playing };
+        flushData(); // frames of the old epoch go before the clock that ends it
+        post({
+          type: "clock",
+          clock: {
+            epoch: c.epoch,
+            t: c.t / 1e9,
+            playing: c.playing,
+            speed: c.speed,
+            start: c.start / 1e9,
+            end: c.end / 1e9,
+            fps: c.fps,
+            delay: c.delay ?? null,
+            ended: c.ended ?? false,
+          },
+        });
+        break;
+      }
       case "error":
         post({ type: "status", level: "error", code: "client_error", message: ev.message });
         break;
@@ -112,23 +210,39 @@ function flush(ws: WebSocket, peer: ViewerPeer): void {
 
 function disconnect(): void {
   clearTimeout(retryTimer);
+  dropQueued();
   const ws = socket;
   socket = null;
+  peer = null;
   ws?.close(1000, "viewer left");
+}
+
+function control(request: ControlRequest): void {
+  if (socket === null || peer === null || socket.readyState !== WebSocket.OPEN) {
+    post({ type: "status", level: "warning", code: "not_connected", message: `cannot ${request.action}: not connected to the server` });
+    return;
+  }
+  peer.control(request);
+  flush(socket, peer);
 }
 
 scope.onmessage = (ev: MessageEvent<ToWorker>) => {
   const msg = ev.data;
   switch (msg.type) {
     case "connect":
+    case "replay":
       disconnect();
-      session = msg.session;
+      target = { session: msg.session, channels: msg.channels, replay: msg.type === "replay" ? msg.start : null };
+      lastClock = null;
       attempt = 0;
       connect();
       break;
+    case "control":
+      control(msg.control);
+      break;
     case "disconnect":
       disconnect();
-      session = null;
+      target = null;
       postState("closed", "disconnected by the page");
       break;
     default: {

@@ -79,6 +79,30 @@ export class TimeRing {
     this.version++;
   }
 
+  /**
+   * Append one sample: `values[i]` of channel `names[i]` at time `t` [s] (a replay tick).
+   * Same rules as `append` (time going backwards clears first; missing channels get NaN),
+   * without allocating.
+   */
+  appendRow(t: number, names: readonly string[], values: ArrayLike<number>): void {
+    if (names.length !== values.length) throw new RangeError(`${values.length} values for ${names.length} channels`);
+    if (this.size > 0 && t < this.lastTime()) this.clear();
+    for (const name of names) if (!this.cols.has(name)) this.cols.set(name, this.newColumn(new Float64Array(0)));
+    const cap = this.capacity;
+    const p = this.head;
+    this.time[p] = t;
+    this.time[p + cap] = t;
+    for (const [name, dst] of this.cols) {
+      const i = names.indexOf(name);
+      const v = i < 0 ? Number.NaN : (values[i] ?? Number.NaN);
+      dst[p] = v;
+      dst[p + cap] = v;
+    }
+    this.head = (p + 1) % cap;
+    this.size = Math.min(cap, this.size + 1);
+    this.version++;
+  }
+
   /** Forget all samples (channels stay known). */
   clear(): void {
     this.head = 0;

@@ -40,6 +40,38 @@ export class StreamStore {
     return batch.tOffsets.length;
   }
 
+  /** Append one replay tick of `stream`: `values[i]` of channel `names[i]` at `t` [s]. */
+  appendRow(stream: string, t: number, names: readonly string[], values: ArrayLike<number>): void {
+    let ring = this.rings.get(stream);
+    if (ring === undefined) {
+      ring = new TimeRing(this.capacity);
+      this.rings.set(stream, ring);
+    }
+    if (this.keep === null) {
+      ring.appendRow(t, names, values);
+      return;
+    }
+    const keptNames: string[] = [];
+    const kept: number[] = [];
+    names.forEach((name, i) => {
+      if (this.keep?.has(name)) {
+        keptNames.push(name);
+        kept.push(values[i] ?? Number.NaN);
+      }
+    });
+    ring.appendRow(t, keptNames, kept);
+  }
+
+  /** Time of the newest sample of any stream [s], NaN when empty: "now" for the views. */
+  newestTime(): number {
+    let t = Number.NaN;
+    for (const ring of this.rings.values()) {
+      const last = ring.lastTime();
+      if (Number.isFinite(last) && !(last <= t)) t = last;
+    }
+    return t;
+  }
+
   ring(stream: string): TimeRing | undefined {
     return this.rings.get(stream);
   }
@@ -54,8 +86,21 @@ export class StreamStore {
   }
 }
 
-/** Channels the v0 dashboard draws. */
-export const DASHBOARD_CHANNELS: ReadonlySet<string> = new Set(["speed", "rpm", "gear", "throttle", "brake", "lap"]);
+/** Channels the pit wall draws (gauges, charts, timing tower, track map). */
+export const DASHBOARD_CHANNELS: ReadonlySet<string> = new Set([
+  "speed",
+  "rpm",
+  "gear",
+  "throttle",
+  "brake",
+  "steer",
+  "lap",
+  "lap_distance",
+  "lap_time",
+  "position",
+  "x",
+  "y",
+]);
 
 /** ~30 s chart window at up to ~270 Hz per car. */
 export const RING_CAPACITY = 8192;

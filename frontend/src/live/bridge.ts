@@ -4,12 +4,61 @@
  */
 
 import type { Column } from "../protocol/frames";
+import type { ReplayAction } from "../protocol/messages";
 import type { ChannelInfo, StreamInfo } from "../protocol/viewer";
 
 export type SocketState = "connecting" | "open" | "closed" | "error";
 
+/** How a replay opens: `t` [ns since epoch] (null = the start), speed, paused. */
+export interface ReplayStart {
+  t: number | null;
+  speed: number;
+  paused: boolean;
+  /** Delayed-live delay [s]; null = a replay of the stored session. */
+  delay: number | null;
+}
+
+/** A replay control (protocol `control`, without the op and id). */
+export interface ReplayControl {
+  action: ReplayAction;
+  /** seek: where [ns since epoch]. */
+  t?: number;
+  /** seek: to the start of this lap of `stream` (name; absent = the first car to start it). */
+  lap?: number;
+  stream?: string;
+  /** speed: the new speed. */
+  speed?: number;
+  /** step: by this many seconds (negative = back). */
+  by?: number;
+}
+
 /** Main thread → worker. */
-export type ToWorker = { type: "connect"; session: string } | { type: "disconnect" };
+export type ToWorker =
+  | { type: "connect"; session: string; channels: string[] }
+  | { type: "replay"; session: string; channels: string[]; start: ReplayStart }
+  | { type: "control"; control: ReplayControl }
+  | { type: "disconnect" };
+
+/** One live data batch of one stream. */
+export interface DataBatchMsg {
+  stream: string;
+  epoch: number;
+  /** Time of the first frame [s since epoch]. */
+  t0: number;
+  /** Per-frame offset from t0 [s]. */
+  tOffsets: Float64Array;
+  columns: Record<string, Column>;
+}
+
+/** One STATE frame of a replay: every touched car's values at clock instant `t`. */
+export interface ReplayTickMsg {
+  epoch: number;
+  keyframe: boolean;
+  /** The clock instant [s since epoch]. */
+  t: number;
+  /** Per car: its name, its channel names and their values (NaN = no value). */
+  cars: { stream: string; names: string[]; values: Float64Array }[];
+}
 
 /** Worker → main thread. */
 export type FromWorker =
@@ -23,16 +72,24 @@ export type FromWorker =
     }
   | { type: "status"; level: "info" | "warning" | "error"; code: string; message: string }
   | { type: "advertise"; session: string; track: string; source: string; streams: StreamInfo[]; channels: ChannelInfo[] }
-  | {
-      type: "data";
-      stream: string;
-      epoch: number;
-      /** Time of the first frame [s since epoch]. */
-      t0: number;
-      /** Per-frame offset from t0 [s]. */
-      tOffsets: Float64Array;
-      columns: Record<string, Column>;
-    };
+  /** Live data, batched: everything that arrived within one flush interval. */
+  | { type: "data"; batches: DataBatchMsg[] }
+  /** Replay STATE frames, batched the same way (normally one per tick). */
+  | { type: "ticks"; ticks: ReplayTickMsg[]; stale: number }
+  | { type: "clock"; clock: ClockMsg };
+
+/** The protocol's `clock` with times in seconds since epoch. */
+export interface ClockMsg {
+  epoch: number;
+  t: number;
+  playing: boolean;
+  speed: number;
+  start: number;
+  end: number;
+  fps: number;
+  delay: number | null;
+  ended: boolean;
+}
 
 /** `ws://host/ws/{session}?format=bin` (wss for https) from the page origin. */
 export function socketUrl(origin: string, session: string): string {

@@ -1,13 +1,15 @@
 /**
- * Main-thread side of the socket worker: starts it, tells it which session to show, and
- * dispatches what it posts — data into the ring buffers (no React), low-rate metadata and
- * connection state into the UI store.
+ * Main-thread side of the socket worker: starts it, tells it which session to show (live, or
+ * replayed by the server's clock), forwards replay controls, and dispatches what it posts —
+ * data and replay ticks into the ring buffers (no React), low-rate metadata, the replay clock
+ * and connection state into the UI store.
  */
 
-import { telemetry } from "../data/streams";
+import { DASHBOARD_CHANNELS, telemetry } from "../data/streams";
 import { debug } from "../debug";
 import { useUi, type Connection } from "../state/ui";
-import type { FromWorker, SocketState, ToWorker } from "./bridge";
+import { addWork } from "../ui/loop";
+import type { FromWorker, ReplayControl, ReplayStart, SocketState, ToWorker } from "./bridge";
 
 let worker: Worker | null = null;
 let socketState: SocketState = "connecting";
@@ -20,7 +22,11 @@ function send(msg: ToWorker): void {
 
 function startWorker(): Worker {
   const w = new Worker(new URL("../worker.ts", import.meta.url), { type: "module", name: "pitwire-socket" });
-  w.onmessage = (ev: MessageEvent<FromWorker>) => handle(ev.data);
+  w.onmessage = (ev: MessageEvent<FromWorker>) => {
+    const started = performance.now();
+    handle(ev.data);
+    addWork(performance.now() - started);
+  };
   w.onerror = (ev) => {
     console.error("pitwire socket worker failed", ev.message);
     useUi.getState().setConnection("disconnected", `worker error: ${ev.message}`);
@@ -28,11 +34,32 @@ function startWorker(): Worker {
   return w;
 }
 
-/** Show `session`: drops the old session's data and (re)connects the worker. */
+/** The newest replay epoch shown: ticks of older epochs never reach the rings. */
+let shownEpoch = 0;
+
+/** Show `session` live: drops the old session's data and (re)connects the worker. */
 export function connectSession(session: string): void {
+  reset("live");
+  send({ type: "connect", session, channels: [...DASHBOARD_CHANNELS] });
+}
+
+/** Replay `session` by the server's clock from `start`. */
+export function connectReplay(session: string, start: ReplayStart): void {
+  reset("replay");
+  send({ type: "replay", session, channels: [...DASHBOARD_CHANNELS], start });
+}
+
+/** Play, pause, seek, change speed or step the replay. */
+export function sendControl(control: ReplayControl): void {
+  debug.controlsSent++;
+  send({ type: "control", control });
+}
+
+function reset(mode: "live" | "replay"): void {
   telemetry.clear();
   lagging = false;
-  send({ type: "connect", session });
+  shownEpoch = 0;
+  useUi.getState().setMode(mode);
 }
 
 export function disconnectSession(): void {
@@ -43,8 +70,32 @@ function handle(msg: FromWorker): void {
   const ui = useUi.getState();
   switch (msg.type) {
     case "data":
-      debug.messagesReceived++;
-      debug.framesReceived += telemetry.append(msg);
+      for (const batch of msg.batches) {
+        debug.messagesReceived++;
+        debug.framesReceived += telemetry.append(batch);
+      }
+      break;
+    case "ticks":
+      debug.staleFrames += msg.stale;
+      for (const tick of msg.ticks) {
+        if (tick.epoch < shownEpoch) {
+          debug.staleFrames++;
+          continue;
+        }
+        if (tick.epoch > shownEpoch) {
+          // A seek or step: the view jumps; nothing of the old position stays drawn.
+          shownEpoch = tick.epoch;
+          telemetry.clear();
+        }
+        debug.replayTicks++;
+        debug.replayT = tick.t;
+        debug.replayEpoch = tick.epoch;
+        for (const car of tick.cars) telemetry.appendRow(car.stream, tick.t, car.names, car.values);
+      }
+      break;
+    case "clock":
+      debug.clocks++;
+      useUi.getState().setClock({ ...msg.clock, receivedAt: performance.now() });
       break;
     case "advertise":
       ui.setAdvertised(msg.track, msg.streams);

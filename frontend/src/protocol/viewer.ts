@@ -7,9 +7,17 @@
  * channels, `maxRate`); `advertise` and `subscribed` are merged into id → name tables (the
  * server may resend them with more streams); data frames become `data` events with the stream
  * and channels named.
+ *
+ * Replay mode (`options.replay`): after the first `advertise` it queues one `replay` (the
+ * wanted channels by id, the start position, speed and paused flag) instead of `subscribe`;
+ * `subscribed` groups get a STATE decoder entry each; STATE frames become `tick` events (each
+ * touched car's values, named), `clock` messages become `clock` events, and frames of an
+ * epoch older than the newest clock's are dropped and counted in `staleFrames`. `control()`
+ * queues a replay control.
  */
 
 import { parse, type Column } from "./frames";
+import { OP_STATE, StateDecoder, type Resolutions } from "./state";
 import {
   PROTOCOL_VERSION,
   assertNever,
@@ -17,12 +25,15 @@ import {
   encodeMessage,
   type Advertise,
   type ChannelDesc,
+  type Clock,
+  type Control,
   type Message,
   type Status,
   type StreamDesc,
 } from "./messages";
 
 export const SUBSCRIPTION_ID = 1;
+export const REPLAY_ID = 1;
 
 /** A stream (car) as the dashboard shows it. */
 export interface StreamInfo {
@@ -54,13 +65,41 @@ export type ViewerEvent =
       /** Views into the received message's ArrayBuffer. */
       columns: Record<string, Column>;
     }
+  | { type: "clock"; clock: Clock }
+  | {
+      type: "tick";
+      epoch: number;
+      keyframe: boolean;
+      /** The clock instant [ns since epoch]. */
+      tNs: bigint;
+      /** Every car the frame touched: its channel names and current values (NaN = none). */
+      cars: { stream: string; names: string[]; values: Float64Array }[];
+    }
   | { type: "error"; message: string };
+
+export interface ReplayOptions {
+  /** Channel names to replay; those the session lacks are left out (none known = all). */
+  channels: readonly string[] | null;
+  /** STATE frames per second, 1-60. */
+  fps: number;
+  speed: number;
+  /** Start [ns since epoch]; null = the session's first frame. */
+  t: number | null;
+  paused: boolean;
+  /** Delayed-live delay [s]; null = a replay. */
+  delay: number | null;
+}
 
 export interface ViewerOptions {
   name: string;
   /** Requested maximum message rate per stream [Hz]; 0 = every batch. */
   maxRate: number;
+  /** Open a replay instead of subscribing to the live session. */
+  replay?: ReplayOptions;
 }
+
+/** A replay control as the dashboard gives it (stream by name). */
+export type ControlRequest = Omit<Control, "op" | "id" | "stream"> & { stream?: string | null };
 
 export class ViewerPeer {
   private readonly out: string[] = [];
@@ -73,8 +112,15 @@ export class ViewerPeer {
   private track = "";
   private source = "";
   private subscribed = false;
+  private readonly decoder = new StateDecoder();
+  /** Replay: group id → its stream name and channel names. */
+  private readonly stateGroups = new Map<number, { stream: string; names: string[] }>();
+  /** The newest clock's epoch: STATE frames of older epochs are stale. */
+  private clockEpoch = 0;
   /** Binary frames dropped because their group or a channel was not (yet) known. */
   droppedFrames = 0;
+  /** Replay STATE frames dropped because a newer epoch's clock had arrived. */
+  staleFrames = 0;
 
   constructor(private readonly options: ViewerOptions) {}
 
@@ -104,7 +150,7 @@ export class ViewerPeer {
     switch (msg.op) {
       case "serverInfo":
         this.evs.push({ type: "serverInfo", server: msg.server, session: msg.session ?? null });
-        if (!this.subscribed) {
+        if (!this.subscribed && this.options.replay === undefined) {
           this.subscribed = true;
           const maxRate = this.options.maxRate;
           this.send(maxRate > 0 ? { op: "subscribe", id: SUBSCRIPTION_ID, maxRate } : { op: "subscribe", id: SUBSCRIPTION_ID });
@@ -112,15 +158,28 @@ export class ViewerPeer {
         break;
       case "advertise":
         this.mergeAdvertise(msg);
+        if (!this.subscribed && this.options.replay !== undefined) {
+          this.subscribed = true;
+          this.sendReplay(this.options.replay);
+        }
         break;
       case "subscribed":
-        for (const g of msg.groups) this.groups.set(g.group, g.stream);
+        for (const g of msg.groups) {
+          this.groups.set(g.group, g.stream);
+          if (this.options.replay !== undefined) this.addStateGroup(g.group, g.stream, g.channels);
+        }
         break;
       case "status":
         this.evs.push({ type: "status", level: msg.level, code: msg.code, message: msg.message });
         break;
       case "clock":
-        break; // replays: the dashboard's replay view reads these (not this live viewer)
+        if (this.options.replay === undefined) {
+          this.evs.push({ type: "error", message: "unexpected clock message: no replay was asked for" });
+          break;
+        }
+        this.clockEpoch = Math.max(this.clockEpoch, msg.epoch);
+        this.evs.push({ type: "clock", clock: msg });
+        break;
       case "hello":
       case "subscribe":
       case "unsubscribe":
@@ -135,6 +194,10 @@ export class ViewerPeer {
   }
 
   receiveBinary(data: ArrayBuffer): void {
+    if (this.options.replay !== undefined && data.byteLength > 0 && new Uint8Array(data, 0, 1)[0] === OP_STATE) {
+      this.receiveState(data);
+      return;
+    }
     let frame;
     try {
       frame = parse(data);
@@ -163,6 +226,65 @@ export class ViewerPeer {
       tOffsets: frame.tOffsets,
       columns,
     });
+  }
+
+  /** Queue a replay control; ignored (with an error event) outside replay mode. */
+  control(request: ControlRequest): void {
+    if (this.options.replay === undefined) {
+      this.evs.push({ type: "error", message: "replay control without a replay" });
+      return;
+    }
+    const { stream, ...rest } = request;
+    const msg: Control = { op: "control", id: REPLAY_ID, ...rest };
+    if (stream !== undefined && stream !== null) {
+      const desc = [...this.streams.values()].find((s) => s.stream === stream);
+      if (desc === undefined) {
+        this.evs.push({ type: "error", message: `no car ${stream} in this session` });
+        return;
+      }
+      msg.stream = desc.id;
+    }
+    this.send(msg);
+  }
+
+  private sendReplay(r: ReplayOptions): void {
+    const msg: Message = { op: "replay", id: REPLAY_ID, fps: r.fps, speed: r.speed, paused: r.paused };
+    if (r.t !== null) msg.t = r.t;
+    if (r.delay !== null) msg.delay = r.delay;
+    if (r.channels !== null) {
+      const wanted = new Set(r.channels);
+      const ids = [...this.channels.values()].filter((c) => wanted.has(c.name)).map((c) => c.id);
+      if (ids.length > 0) msg.channels = ids.sort((a, b) => a - b);
+    }
+    this.send(msg);
+  }
+
+  private addStateGroup(gid: number, streamId: number, channelIds: readonly number[]): void {
+    const stream = this.streams.get(streamId)?.stream ?? `stream ${streamId}`;
+    const names = channelIds.map((c) => this.channels.get(c)?.name ?? `channel ${c}`);
+    const res: Resolutions = channelIds.map((c) => this.channels.get(c)?.resolution ?? null);
+    this.stateGroups.set(gid, { stream, names });
+    this.decoder.addGroup(gid, res);
+  }
+
+  private receiveState(data: ArrayBuffer): void {
+    let frame;
+    try {
+      frame = this.decoder.apply(data);
+    } catch (err) {
+      this.evs.push({ type: "error", message: (err as Error).message });
+      return;
+    }
+    if (frame === null || frame.epoch < this.clockEpoch) {
+      this.staleFrames++;
+      return;
+    }
+    const cars: { stream: string; names: string[]; values: Float64Array }[] = [];
+    for (const [gid, values] of frame.groups) {
+      const g = this.stateGroups.get(gid);
+      if (g !== undefined) cars.push({ stream: g.stream, names: g.names, values });
+    }
+    this.evs.push({ type: "tick", epoch: frame.epoch, keyframe: frame.keyframe, tNs: frame.tNs, cars });
   }
 
   private mergeAdvertise(msg: Advertise): void {

@@ -1,8 +1,10 @@
 /**
- * Top bar: app name, session and track, the car selector and the connection indicator.
- * Re-renders only when UI state changes (a few times per session).
+ * Top bar: app name, navigation, and on the pit wall (live or replay) the session and track,
+ * the car selector and the connection indicator. Re-renders only when UI state or the route
+ * changes (a few times per session).
  */
 
+import { linkClick, type Route } from "../router";
 import { useUi } from "../state/ui";
 import type { StreamInfo } from "../protocol/viewer";
 
@@ -10,7 +12,15 @@ function carLabel(s: StreamInfo): string {
   return [s.name, s.driver, s.car].filter(Boolean).join(" · ");
 }
 
-export function Header() {
+function NavLink({ href, active, children }: { href: string; active: boolean; children: string }) {
+  return (
+    <a href={href} onClick={linkClick} className={active ? "nav-link active" : "nav-link"} aria-current={active ? "page" : undefined}>
+      {children}
+    </a>
+  );
+}
+
+export function Header({ route }: { route: Route }) {
   const sessionId = useUi((s) => s.sessionId);
   const track = useUi((s) => s.track);
   const streams = useUi((s) => s.streams);
@@ -18,34 +28,56 @@ export function Header() {
   const selectStream = useUi((s) => s.selectStream);
   const connection = useUi((s) => s.connection);
   const detail = useUi((s) => s.connectionDetail);
+  const mode = useUi((s) => s.mode);
+  const pitWall = route.view === "live" || route.view === "replay";
 
   return (
     <header className="header">
-      <div className="brand">pitwire</div>
-      <div className="session" title="session · track">
-        <span data-testid="session-id">{sessionId ?? "no session"}</span>
-        {track ? <span className="track"> · {track}</span> : null}
-      </div>
-      <div className="spacer" />
-      <label className="car-select">
-        <span>Car</span>
-        <select
-          data-testid="car-select"
-          value={selected ?? ""}
-          disabled={streams.length === 0}
-          onChange={(ev) => selectStream(ev.target.value)}
-        >
-          {streams.length === 0 ? <option value="">no cars yet</option> : null}
-          {streams.map((s) => (
-            <option key={s.name} value={s.name}>
-              {carLabel(s)}
-            </option>
-          ))}
-        </select>
-      </label>
-      <div data-testid="connection" className={`connection connection-${connection}`} title={detail}>
-        {connection}
-      </div>
+      <a className="brand" href="/" onClick={linkClick}>
+        pitwire
+      </a>
+      <nav className="nav" aria-label="views">
+        <NavLink href="/" active={route.view === "live"}>
+          Live
+        </NavLink>
+        <NavLink href="/sessions" active={route.view === "sessions" || route.view === "session" || route.view === "replay"}>
+          Sessions
+        </NavLink>
+        <NavLink href="/compare" active={route.view === "compare"}>
+          Compare
+        </NavLink>
+      </nav>
+      {pitWall ? (
+        <>
+          <div className="session" title="session · track">
+            {mode === "replay" ? <span className="mode-badge">replay</span> : null}
+            <span data-testid="session-id">{sessionId ?? "no session"}</span>
+            {track ? <span className="track"> · {track}</span> : null}
+          </div>
+          <div className="spacer" />
+          <label className="car-select">
+            <span>Car</span>
+            <select
+              data-testid="car-select"
+              value={selected ?? ""}
+              disabled={streams.length === 0}
+              onChange={(ev) => selectStream(ev.target.value)}
+            >
+              {streams.length === 0 ? <option value="">no cars yet</option> : null}
+              {streams.map((s) => (
+                <option key={s.name} value={s.name}>
+                  {carLabel(s)}
+                </option>
+              ))}
+            </select>
+          </label>
+          <div data-testid="connection" className={`connection connection-${connection}`} title={detail}>
+            {connection}
+          </div>
+        </>
+      ) : (
+        <div className="spacer" />
+      )}
     </header>
   );
 }

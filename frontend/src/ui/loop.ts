@@ -4,7 +4,7 @@
  * Drawers read ring buffers and write to canvases, uPlot or `textContent` — never React state.
  */
 
-import { debug } from "../debug";
+import { FRAME_SAMPLES, debug } from "../debug";
 
 /** now: rAF timestamp [ms]. */
 export type Drawer = (now: number) => void;
@@ -14,6 +14,7 @@ let handle = 0;
 
 function tick(now: number): void {
   handle = requestAnimationFrame(tick);
+  const started = performance.now();
   for (const draw of drawers) {
     try {
       draw(now);
@@ -23,6 +24,16 @@ function tick(now: number): void {
     }
   }
   debug.drawCount++;
+  // This frame's drawing plus the data handling since the previous frame.
+  debug.frameTimes[debug.frameCount++ % FRAME_SAMPLES] = performance.now() - started + workSince;
+  workSince = 0;
+}
+
+let workSince = 0;
+
+/** Count `ms` of main-thread work outside the loop (worker messages) into the next frame's time. */
+export function addWork(ms: number): void {
+  workSince += ms;
 }
 
 /** Call `draw` on every animation frame until the returned function is called. */

@@ -1,0 +1,4 @@
+/** Lap comparison (placeholder). */
+export function CompareView() {
+  return <main className="page" data-testid="compare-view" />;
+}
