@@ -151,6 +151,31 @@ async def test_sessions_rest(server):
         assert "/ingest" in (await client.get("/openapi.json")).json()["paths"]
 
 
+@pytest.mark.parametrize(
+    "path",
+    ["/", "/live/demo-1", "/sessions", "/sessions/a%20b", "/sessions/x/replay", "/compare"],
+)
+async def test_every_dashboard_url_answers_with_the_dashboard(tmp_path, path):
+    """Deep links into the dashboard (its client routes) get index.html, so a reload or a
+    shared link opens that view; API paths keep their own answers."""
+    from fastapi import FastAPI
+
+    from pitwire.server.app import _mount_dashboard
+
+    (tmp_path / "index.html").write_text("<title>pitwire dashboard</title>")
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "assets" / "app.js").write_text("ok")
+    app = FastAPI()
+    _mount_dashboard(app, tmp_path)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://pitwire") as client:
+        page = await client.get(path)
+        assert page.status_code == 200 and "pitwire dashboard" in page.text
+        assert (await client.get("/assets/app.js")).text == "ok"
+        assert (await client.get("/sessions/x/replay/more")).status_code == 404
+        assert (await client.get("/elsewhere")).status_code == 404
+
+
 async def test_compat_ws_broadcasts_the_original_json_shape(server):
     """Without the binary subprotocol, /ws/{session} sends {"sessionID", "lap", "data"} with
     frames exactly as /ingest takes them."""

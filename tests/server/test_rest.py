@@ -164,7 +164,7 @@ async def test_sessions_answer_503_json_when_the_store_is_unavailable():
 
 async def test_session_detail_reports_completeness_per_stream_and_lap():
     """GET /api/sessions/{id} gives frames expected vs received per stream and lap, and each
-    gap with its kind, time range and missing frames."""
+    gap with its kind, time range and missing frames; GET /api/sessions the ratio."""
     from support import car_channels
 
     dt, t0 = 10_000_000, 1_700_000_000_000_000_000  # 100 Hz
@@ -198,8 +198,27 @@ async def test_session_detail_reports_completeness_per_stream_and_lap():
         SessionId("gappy"),
         LapInfo(stream_id="car", lap=1, t0_ns=int(first[0]), t1_ns=int(second[-1]), frames=200),
     )
+    reads = 0
+    chunk_index = store.chunk_index
+
+    async def counted(session_id: SessionId):  # type: ignore[no-untyped-def]
+        nonlocal reads
+        reads += 1
+        return await chunk_index(session_id)
+
+    store.chunk_index = counted  # type: ignore[method-assign]
     async with running_server(store=store) as srv:
         body = (await get(srv.url, "/api/sessions/gappy")).json()
+        before = reads
+        [listed] = (await get(srv.url, "/api/sessions")).json()
+        [again] = (await get(srv.url, "/api/sessions")).json()
+    # The session list carries the ratio, the cars and the time range; an unchanged session's
+    # ratio is computed once.
+    assert listed["completeness"] == again["completeness"] == round(200 / 310, 6)
+    assert reads == before + 1
+    assert listed["cars"] == [{"stream_id": "car", "driver": "", "car": ""}]
+    assert (listed["t0_ns"], listed["t1_ns"]) == (int(first[0]), int(second[-1]))
+    assert listed["duration_s"] == (int(second[-1]) - int(first[0])) / 1e9
     c = body["completeness"]
     (car,) = c["streams"]
     assert car["stream_id"] == "car" and car["period_ns"] == dt

@@ -222,21 +222,36 @@ async def _shutdown(persistence: Persistence) -> None:
     await persistence.close()
 
 
+DASHBOARD_ROUTES = (
+    "/",
+    "/live/{session}",
+    "/sessions",
+    "/sessions/{session}",
+    "/sessions/{session}/replay",
+    "/compare",
+)
+"""The dashboard's own URLs (frontend/src/router.ts): each answers with its index.html, so a
+deep link or a reload opens that view."""
+
+
 def _mount_dashboard(app: FastAPI, dist: Path | None) -> None:
     """Serve the built dashboard: ``/``, its root files and ``/assets``. Not a catch-all mount,
     so that API paths keep their own 404/405 answers."""
     if dist is None:
 
-        @app.get("/", include_in_schema=False)
         async def not_built() -> HTMLResponse:
             return HTMLResponse(NOT_BUILT)
 
+        for route in DASHBOARD_ROUTES:
+            app.add_api_route(route, not_built, methods=["GET"], include_in_schema=False)
         return
     index = dist / "index.html"
 
-    @app.get("/", include_in_schema=False)
     async def dashboard() -> FileResponse:
         return FileResponse(index, headers={"cache-control": "no-cache"})
+
+    for route in DASHBOARD_ROUTES:
+        app.add_api_route(route, dashboard, methods=["GET"], include_in_schema=False)
 
     for path in dist.iterdir():
         if path.is_file() and path.name != "index.html":

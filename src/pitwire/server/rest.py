@@ -92,6 +92,7 @@ def router(
 ) -> APIRouter:
     r = APIRouter()
     outlines = TrackCache(store)
+    ratios = CompletenessCache(store)
 
     def is_live(session_id: str) -> bool:
         live = hub.sessions.get(session_id)
@@ -102,9 +103,15 @@ def router(
     async def list_sessions() -> JSONResponse:
         try:
             sessions = await store.list_sessions()
+            found = [await ratios.get(s) for s in sessions]
         except StoreError as exc:
             return _unavailable(exc)
-        return JSONResponse([session_brief(s, live=is_live(s.info.session_id)) for s in sessions])
+        return JSONResponse(
+            [
+                session_brief(s, live=is_live(s.info.session_id), completeness=ratio)
+                for s, ratio in zip(sessions, found, strict=True)
+            ]
+        )
 
     @r.get(
         "/api/sessions/{session_id}",
@@ -237,8 +244,12 @@ def router(
 # --- GET /api/sessions/{id} ---------------------------------------------------------------
 
 
-def session_brief(s: SessionSummary, *, live: bool) -> dict[str, Any]:
-    """A session's line in ``GET /api/sessions``."""
+def session_brief(
+    s: SessionSummary, *, live: bool, completeness: float | None = None
+) -> dict[str, Any]:
+    """A session's line in ``GET /api/sessions``: its figures, time range, cars and the
+    fraction of expected frames received (None when not computed)."""
+    t0, t1 = session_range(s)
     return {
         "session_id": s.info.session_id,
         "track": s.info.track,
@@ -248,7 +259,45 @@ def session_brief(s: SessionSummary, *, live: bool) -> dict[str, Any]:
         "streams": len(s.streams),
         "frames": s.frames,
         "laps": len(s.laps),
+        "t0_ns": t0,
+        "t1_ns": t1,
+        "duration_s": (t1 - t0) / 1e9,
+        "cars": [
+            {"stream_id": st.info.stream_id, "driver": st.info.driver, "car": st.info.car}
+            for st in s.streams
+        ],
+        "completeness": None if completeness is None else round(completeness, 6),
     }
+
+
+class CompletenessCache:
+    """Each session's completeness ratio for the session list, from its chunk index, kept
+    while the session's stored frames and laps are unchanged (a stored session is read once;
+    a live one again when it grew). Holds ``MAX_KEPT`` sessions, least recently used dropped."""
+
+    MAX_KEPT = 1024
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._kept: OrderedDict[str, tuple[tuple[int, int, int], float]] = OrderedDict()
+
+    async def get(self, s: SessionSummary) -> float:
+        sid = s.info.session_id
+        key = (s.frames, len(s.laps), session_range(s)[1])
+        kept = self._kept.get(sid)
+        if kept is not None and kept[0] == key:
+            self._kept.move_to_end(sid)
+            return kept[1]
+        try:
+            index = await self._store.chunk_index(SessionId(sid))
+        except UnknownSession:  # deleted between the list and this read
+            return 1.0
+        ratio = completeness(index, s.laps).ratio
+        self._kept[sid] = (key, ratio)
+        self._kept.move_to_end(sid)
+        while len(self._kept) > self.MAX_KEPT:
+            self._kept.popitem(last=False)
+        return ratio
 
 
 def stream_colours(s: SessionSummary) -> list[str]:
@@ -272,8 +321,9 @@ def session_detail(
     field of LapInfo), time range, track_geometry (the outline from ``TrackCache``; None when
     not computed or the session has no positions) and completeness (from the chunk index)."""
     t0, t1 = session_range(s)
+    summary = completeness(index, s.laps)
     return {
-        **session_brief(s, live=live),
+        **session_brief(s, live=live, completeness=summary.ratio),
         "channels": list(channel_table(s).values()),
         "streams": [
             {
@@ -293,7 +343,7 @@ def session_detail(
         "time_range": {"t0_ns": t0, "t1_ns": t1, "duration_s": (t1 - t0) / 1e9},
         "frames": s.frames,
         "track_geometry": geometry,
-        "completeness": completeness(index, s.laps).to_builtins(),
+        "completeness": summary.to_builtins(),
     }
 
 
