@@ -148,3 +148,28 @@ describe("TimeRing", () => {
     }
   });
 });
+
+describe("TimeRing.appendRow (replay ticks)", () => {
+  test("appends one sample per call, missing channels NaN, without growing past capacity", () => {
+    const ring = new TimeRing(3);
+    ring.appendRow(10, ["speed", "rpm"], [100, 7000]);
+    ring.appendRow(11, ["speed"], [101]);
+    for (let i = 0; i < 5; i++) ring.appendRow(12 + i, ["speed", "rpm"], [102 + i, 7100]);
+    expect(ring.length).toBe(3);
+    expect(Array.from(ring.times())).toEqual([14, 15, 16]);
+    expect(Array.from(ring.values("speed") ?? [])).toEqual([104, 105, 106]);
+    const r2 = new TimeRing(4);
+    r2.appendRow(1, ["speed", "rpm"], [1, 2]);
+    r2.appendRow(2, ["speed"], [3]);
+    expect(Array.from(r2.values("rpm") ?? [])).toEqual([2, Number.NaN]);
+  });
+
+  test("a row earlier than the newest sample (a seek back) clears the ring first", () => {
+    const ring = new TimeRing(8);
+    ring.appendRow(50, ["speed"], [1]);
+    ring.appendRow(51, ["speed"], [2]);
+    ring.appendRow(20, ["speed"], [3]);
+    expect(Array.from(ring.times())).toEqual([20]);
+    expect(() => ring.appendRow(21, ["speed"], [1, 2])).toThrow(RangeError);
+  });
+});

@@ -33,3 +33,16 @@ describe("StreamStore", () => {
     expect(store.ring("car-1")).toBeUndefined();
   });
 });
+
+describe("StreamStore replay rows", () => {
+  test("appendRow keeps only the kept channels and newestTime is the newest of every car", () => {
+    const store = new StreamStore(16, new Set(["speed"]));
+    expect(store.newestTime()).toBeNaN();
+    store.appendRow("a", 10, ["speed", "fuel"], [120, 40]);
+    store.appendRow("b", 12, ["speed"], [130]);
+    store.appendRow("a", 11, ["speed", "fuel"], [121, 39]);
+    expect(store.ring("a")?.channels()).toEqual(["speed"]);
+    expect(Array.from(store.ring("a")?.values("speed") ?? [])).toEqual([120, 121]);
+    expect(store.newestTime()).toBe(12);
+  });
+});

@@ -117,3 +117,109 @@ describe("nsToSeconds", () => {
     expect(nsToSeconds(0n)).toBe(0);
   });
 });
+
+// --- replay mode ----------------------------------------------------------------------------
+
+const REPLAY_ADVERTISE =
+  '{"op":"advertise","session":"race","streams":[{"id":1,"stream":"car-1","channels":[0,1,2]},{"id":2,"stream":"car-2","channels":[0,1,2]}],' +
+  '"channels":[{"id":0,"name":"speed","unit":"km/h","resolution":0.01},{"id":1,"name":"rpm","resolution":1},{"id":2,"name":"fuel","resolution":null}]}';
+const REPLAY_SUBSCRIBED = '{"op":"subscribed","id":1,"groups":[{"group":3,"stream":1,"channels":[0,2]},{"group":4,"stream":2,"channels":[0,2]}]}';
+
+function leb128(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let b = n % 128;
+    n = Math.floor(n / 128);
+    if (n > 0) b |= 0x80;
+    out.push(b);
+  } while (n > 0);
+  return out;
+}
+
+/** A STATE frame: group 3's speed as steps (code 1) and fuel exact (code 2). */
+function stateFrame(epoch: number, keyframe: boolean, tNs: bigint, speedSteps: number, fuel: number): ArrayBuffer {
+  const zigzag = speedSteps >= 0 ? 2 * speedSteps : -2 * speedSteps - 1;
+  const f64 = new Uint8Array(new Float64Array([fuel]).buffer);
+  const entry = [...leb128(3), 0b1001, ...leb128(zigzag), ...f64];
+  const buf = new ArrayBuffer(16 + entry.length);
+  const view = new DataView(buf);
+  view.setUint8(0, 0x02);
+  view.setUint8(1, keyframe ? 1 : 0);
+  view.setUint16(2, 1, true);
+  view.setUint32(4, epoch, true);
+  view.setBigInt64(8, tNs, true);
+  new Uint8Array(buf, 16).set(entry);
+  return buf;
+}
+
+function replaying(): ViewerPeer {
+  const peer = new ViewerPeer({
+    name: "dashboard",
+    maxRate: 30,
+    replay: { channels: ["speed", "fuel", "steer"], fps: 30, speed: 2, t: 1.5e18, paused: false, delay: null },
+  });
+  peer.start();
+  for (const text of [SERVER_INFO, REPLAY_ADVERTISE]) peer.receiveText(text);
+  return peer;
+}
+
+describe("ViewerPeer in replay mode", () => {
+  test("after the first advertise it asks for a replay of the wanted channels the session has, by id", () => {
+    const peer = replaying();
+    const sent = peer.outgoing().map(decodeMessage);
+    expect(sent.map((m) => m.op)).toEqual(["hello", "replay"]); // no subscribe
+    expect(sent[1]).toEqual({ op: "replay", id: 1, fps: 30, speed: 2, paused: false, t: 1.5e18, channels: [0, 2] });
+    peer.receiveText(REPLAY_ADVERTISE);
+    expect(peer.outgoing()).toEqual([]); // once
+  });
+
+  test("STATE frames become ticks with each car's channels named, steps scaled by the resolution", () => {
+    const peer = replaying();
+    peer.receiveText(REPLAY_SUBSCRIBED);
+    peer.receiveText('{"op":"clock","id":1,"epoch":1,"t":1.5e18,"playing":true,"speed":2,"start":1e18,"end":2e18,"fps":30}');
+    peer.receiveBinary(stateFrame(1, true, 1_500_000_000_000_000_000n, 12345, 41.5));
+    peer.receiveBinary(stateFrame(1, false, 1_500_000_000_033_333_333n, -5, 41.25));
+    const evs = peer.events();
+    expect(ofType(evs, "clock")[0]?.clock).toMatchObject({ epoch: 1, playing: true, speed: 2 });
+    const [key, delta] = ofType(evs, "tick");
+    expect(key?.keyframe).toBe(true);
+    expect(key?.cars.map((c) => [c.stream, c.names, Array.from(c.values)])).toEqual([["car-1", ["speed", "fuel"], [123.45, 41.5]]]);
+    expect(delta?.tNs).toBe(1_500_000_000_033_333_333n);
+    expect(Array.from(delta?.cars[0]?.values ?? [])[0]).toBeCloseTo(123.4, 9);
+  });
+
+  test("after a seek's clock, frames of the older epoch are dropped and counted, never shown", () => {
+    const peer = replaying();
+    peer.receiveText(REPLAY_SUBSCRIBED);
+    peer.receiveBinary(stateFrame(1, true, 1_500_000_000_000_000_000n, 100, 1));
+    peer.receiveText('{"op":"clock","id":1,"epoch":2,"t":1.6e18,"playing":true,"speed":1,"start":1e18,"end":2e18,"fps":30}');
+    peer.receiveBinary(stateFrame(1, false, 1_500_000_000_033_333_333n, 1, 1)); // in flight before the seek
+    peer.receiveBinary(stateFrame(2, true, 1_600_000_000_000_000_000n, 200, 1));
+    const ticks = ofType(peer.events(), "tick");
+    expect(ticks.map((t) => t.epoch)).toEqual([1, 2]);
+    expect(peer.staleFrames).toBe(1);
+  });
+
+  test("controls carry the replay id and the car's stream id; an unknown car is an error", () => {
+    const peer = replaying();
+    peer.outgoing();
+    peer.control({ action: "seek", lap: 3, stream: "car-2" });
+    peer.control({ action: "speed", speed: 4 });
+    expect(peer.outgoing().map(decodeMessage)).toEqual([
+      { op: "control", id: 1, action: "seek", lap: 3, stream: 2 },
+      { op: "control", id: 1, action: "speed", speed: 4 },
+    ]);
+    peer.control({ action: "seek", lap: 1, stream: "car-9" });
+    expect(ofType(peer.events(), "error")[0]?.message).toMatch(/no car car-9/);
+  });
+
+  test("a live viewer reports clock messages and controls as errors", () => {
+    const peer = connected();
+    peer.receiveText('{"op":"clock","id":1,"epoch":1,"t":1,"playing":true,"speed":1,"start":0,"end":2,"fps":25}');
+    peer.control({ action: "play" });
+    expect(ofType(peer.events(), "error").map((e) => e.message)).toEqual([
+      "unexpected clock message: no replay was asked for",
+      "replay control without a replay",
+    ]);
+  });
+});
