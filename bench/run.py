@@ -17,6 +17,7 @@ BENCHES = [
     "store.py",
     "replay.py",
     "rest.py",
+    "dashboard.py",
 ]
 
 if __name__ == "__main__":

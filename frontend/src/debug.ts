@@ -11,7 +11,13 @@
  *   instant [s since epoch] and epoch; staleFrames: frames of an older epoch dropped (never
  *   drawn); clocks: `clock` messages received; controlsSent: replay controls sent
  * - frameTimes: main-thread time of the last FRAME_SAMPLES animation frames [ms] (a ring,
- *   frameCount written so far), measured around every drawer with performance.now()
+ *   frameCount written so far), measured around every drawer with performance.now(), plus the
+ *   worker messages handled since the previous frame; frameGaps: the rAF timestamps' intervals
+ *   of the same frames [ms] (dropped frames show as gaps of two or more refresh periods)
+ * - tickLog: the newest TICK_LOG replay ticks shown, as [epoch, t (s since epoch)] pairs, so a
+ *   test can check that nothing of an older position is drawn after a seek
+ * - mapCars: cars drawn in the newest track-map frame; mapFrames: track-map redraws;
+ *   towerUpdates: timing-tower refreshes (cells written, rows put in order)
  */
 
 export interface PitwireDebug {
@@ -27,12 +33,29 @@ export interface PitwireDebug {
   staleFrames: number;
   clocks: number;
   controlsSent: number;
+  lapSeeks: number;
   frameTimes: Float64Array;
+  frameGaps: Float64Array;
   frameCount: number;
+  tickLog: [number, number][];
+  mapCars: number;
+  mapFrames: number;
+  towerUpdates: number;
+  compareLaps: number;
+  compareDeltaPoints: number;
 }
 
 /** Animation frames kept in `frameTimes` (about 70 s at 60 fps). */
 export const FRAME_SAMPLES = 4096;
+
+/** Replay ticks kept in `tickLog`. */
+export const TICK_LOG = 256;
+
+/** Note a replay tick shown. */
+export function logTick(epoch: number, t: number): void {
+  if (debug.tickLog.length >= TICK_LOG) debug.tickLog.shift();
+  debug.tickLog.push([epoch, t]);
+}
 
 declare global {
   interface Window {
@@ -53,8 +76,16 @@ export const debug: PitwireDebug = {
   staleFrames: 0,
   clocks: 0,
   controlsSent: 0,
+  lapSeeks: 0,
   frameTimes: new Float64Array(FRAME_SAMPLES),
+  frameGaps: new Float64Array(FRAME_SAMPLES),
   frameCount: 0,
+  tickLog: [],
+  mapCars: 0,
+  mapFrames: 0,
+  towerUpdates: 0,
+  compareLaps: 0,
+  compareDeltaPoints: 0,
 };
 
 /** Publish `debug` on window and start counting long tasks. */

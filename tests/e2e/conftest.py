@@ -129,11 +129,30 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.communicate(timeout=STOP_TIMEOUT_S)  # reap, close the pipe
 
 
+RACE = "stored-race"
+"""The stored session of the shared demo (tests/e2e/storedrace.py)."""
+RACE_CARS = 4
+RACE_SECONDS = 200.0  # two complete laps of ~86 s after the ~92 s first lap from the grid
+
+
+def store_race(db: str, cars: int = RACE_CARS, seconds: float = RACE_SECONDS) -> None:
+    """Write the simulated race ``RACE`` into ``db`` (in a subprocess: no event loop here)."""
+    script = Path(__file__).with_name("storedrace.py")
+    subprocess.run(
+        [sys.executable, str(script), db, RACE, str(cars), str(seconds)],
+        check=True,
+        timeout=120,
+    )
+
+
 @contextlib.contextmanager
-def run_demo(workdir: Path, cars: int) -> Iterator[Demo]:
-    """Start ``pitwire demo --port 0`` with a store in ``workdir``; stop it on exit."""
+def run_demo(workdir: Path, cars: int, *, race: bool = False) -> Iterator[Demo]:
+    """Start ``pitwire demo --port 0`` with a store in ``workdir`` (holding the stored race
+    ``RACE`` first when ``race``); stop it on exit."""
     log = workdir / "demo-stderr.log"
     db = f"sqlite:///{workdir / 'pw.db'}"
+    if race:
+        store_race(db)
     cmd = [sys.executable, "-m", "pitwire", "demo", "--port", "0", "--cars", str(cars), "--db", db]
     # A spool folder in the environment (as docs/agent.md suggests) must not stop the demo's
     # own agent, which runs without one.
@@ -182,8 +201,9 @@ def _read_url(proc: subprocess.Popen[bytes], log: Path) -> str:
 
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    """One demo with 6 simulated cars, shared by the tests that only watch it."""
-    with run_demo(tmp_path_factory.mktemp("pitwire-demo"), cars=6) as d:
+    """One demo with 6 simulated cars and the stored race ``RACE``, shared by the tests that
+    only watch it."""
+    with run_demo(tmp_path_factory.mktemp("pitwire-demo"), cars=6, race=True) as d:
         yield d
 
 

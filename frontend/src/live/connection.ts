@@ -6,7 +6,7 @@
  */
 
 import { DASHBOARD_CHANNELS, telemetry } from "../data/streams";
-import { debug } from "../debug";
+import { debug, logTick } from "../debug";
 import { useUi, type Connection } from "../state/ui";
 import { addWork } from "../ui/loop";
 import type { FromWorker, ReplayControl, ReplayStart, SocketState, ToWorker } from "./bridge";
@@ -90,6 +90,7 @@ function handle(msg: FromWorker): void {
         debug.replayTicks++;
         debug.replayT = tick.t;
         debug.replayEpoch = tick.epoch;
+        logTick(tick.epoch, tick.t);
         for (const car of tick.cars) telemetry.appendRow(car.stream, tick.t, car.names, car.values);
       }
       break;

@@ -72,7 +72,7 @@ export function Header({ route }: { route: Route }) {
             </select>
           </label>
           <div data-testid="connection" className={`connection connection-${connection}`} title={detail}>
-            {connection}
+            {mode === "replay" && connection === "live" ? "connected" : connection}
           </div>
         </>
       ) : (

@@ -25,11 +25,16 @@ function tick(now: number): void {
   }
   debug.drawCount++;
   // This frame's drawing plus the data handling since the previous frame.
-  debug.frameTimes[debug.frameCount++ % FRAME_SAMPLES] = performance.now() - started + workSince;
+  const slot = debug.frameCount++ % FRAME_SAMPLES;
+  debug.frameTimes[slot] = performance.now() - started + workSince;
+  debug.frameGaps[slot] = previous === 0 ? 0 : now - previous;
+  previous = now;
   workSince = 0;
 }
 
 let workSince = 0;
+/** The previous tick's rAF timestamp [ms]; 0 after the loop (re)starts. */
+let previous = 0;
 
 /** Count `ms` of main-thread work outside the loop (worker messages) into the next frame's time. */
 export function addWork(ms: number): void {
@@ -45,6 +50,7 @@ export function onFrame(draw: Drawer): () => void {
     if (drawers.size === 0 && handle !== 0) {
       cancelAnimationFrame(handle);
       handle = 0;
+      previous = 0;
     }
   };
 }

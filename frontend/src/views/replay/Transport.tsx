@@ -58,6 +58,7 @@ export function Transport({ detail }: { detail: SessionDetail }) {
     if (clock === null) return;
     setQueryParam("t", Math.max(0, clock.t - t0).toFixed(1));
     setQueryParam("speed", clock.speed === 1 ? null : String(clock.speed));
+    setQueryParam("paused", clock.playing ? null : "1");
   }, [clock, t0]);
 
   useEffect(() => {
@@ -121,7 +122,7 @@ export function Transport({ detail }: { detail: SessionDetail }) {
     <section className="transport" data-testid="replay-transport" aria-label="replay controls">
       <div className="transport-buttons">
         <button type="button" data-testid="replay-start" title="To the start (Home)" onClick={() => sendControl({ action: "seek", t: start * 1e9 })}>
-          ⏮
+          ⇤
         </button>
         <button type="button" data-testid="replay-step-back" title="Back 1 s (←, Shift: 10 s)" onClick={() => sendControl({ action: "step", by: -1 })}>
           −1s
