@@ -20,10 +20,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 from playwright.sync_api import ConsoleMessage, Error, Page
@@ -146,14 +146,15 @@ def store_race(db: str, cars: int = RACE_CARS, seconds: float = RACE_SECONDS) ->
 
 
 @contextlib.contextmanager
-def run_demo(workdir: Path, cars: int, *, race: bool = False) -> Iterator[Demo]:
-    """Start ``pitwire demo --port 0`` with a store in ``workdir`` (holding the stored race
-    ``RACE`` first when ``race``); stop it on exit."""
+def run_demo(workdir: Path, cars: int, *, race: bool = False, port: int = 0) -> Iterator[Demo]:
+    """Start ``pitwire demo --port PORT`` (0: a free one) with a store in ``workdir`` (holding
+    the stored race ``RACE`` first when ``race`` and it is not there yet); stop it on exit."""
     log = workdir / "demo-stderr.log"
     db = f"sqlite:///{workdir / 'pw.db'}"
-    if race:
+    if race and not (workdir / "pw.db").exists():
         store_race(db)
-    cmd = [sys.executable, "-m", "pitwire", "demo", "--port", "0", "--cars", str(cars), "--db", db]
+    cmd = [sys.executable, "-m", "pitwire", "demo", "--port", str(port), "--cars", str(cars)]
+    cmd += ["--db", db]
     # A spool folder in the environment (as docs/agent.md suggests) must not stop the demo's
     # own agent, which runs without one.
     env = {**os.environ, "PITWIRE_SPOOL_DIR": str(workdir / "agent-spool")}
@@ -207,7 +208,10 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         yield d
 
 
-DemoFactory = Callable[[int], Demo]
+class DemoFactory(Protocol):
+    def __call__(
+        self, cars: int, *, race: bool = False, port: int = 0, workdir: str | None = None
+    ) -> Demo: ...
 
 
 @pytest.fixture
@@ -216,10 +220,13 @@ def demo_factory(tmp_path: Path) -> Iterator[DemoFactory]:
     with contextlib.ExitStack() as stack:
         started = itertools.count()
 
-        def start(cars: int) -> Demo:
-            workdir = tmp_path / f"demo-{next(started)}"
-            workdir.mkdir()
-            return stack.enter_context(run_demo(workdir, cars))
+        def start(
+            cars: int, *, race: bool = False, port: int = 0, workdir: str | None = None
+        ) -> Demo:
+            """A demo in a new folder, or in ``workdir`` (a name) again: same store."""
+            folder = tmp_path / (workdir or f"demo-{next(started)}")
+            folder.mkdir(exist_ok=True)
+            return stack.enter_context(run_demo(folder, cars, race=race, port=port))
 
         yield start
 

@@ -19,7 +19,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 if TYPE_CHECKING:  # fixture types (conftest.py is not imported by tests)
-    from e2e.conftest import Demo, PageErrors
+    from e2e.conftest import Demo, DemoFactory, PageErrors
 
 pytestmark = pytest.mark.e2e
 RACE = "stored-race"  # conftest.RACE
@@ -169,3 +169,33 @@ def test_replay_deep_link_reload_and_bad_session(page: Page, demo: Demo) -> None
     expect(page.get_by_test_id("replay-time")).to_have_text(re.compile(r"^2:00\.0 / "))
     page.goto(f"{demo.url}sessions/no-such-session/replay")
     expect(page.get_by_test_id("replay-loading")).to_contain_text("no session 'no-such-session'")
+
+
+def test_a_replay_reconnects_where_it_was_after_the_server_restarts(
+    page: Page, demo_factory: DemoFactory
+) -> None:
+    """The server goes away and comes back on the same port and store: the socket worker
+    reconnects with backoff and reopens the replay at its clock's position, paused as it was."""
+    own = demo_factory(1, race=True, workdir="restart")
+    port = int(own.url.rstrip("/").rsplit(":", 1)[1])
+    page.goto(f"{own.url}sessions/{RACE}/replay?t=60&paused=1")
+    expect(page.get_by_test_id("replay-state")).to_have_text("paused", timeout=15_000)
+    page.wait_for_function("() => window.__pitwire.replayTicks > 0", timeout=10_000)
+    epoch = debug(page)["replayEpoch"]
+    page.get_by_test_id("replay-step-forward").click()  # a newer epoch than a new replay's
+    wait_epoch_after(page, epoch)
+    seen = debug(page)
+    at, ticks, clocks = seen["replayT"], seen["replayTicks"], seen["clocks"]
+
+    own.stop()
+    expect(page.get_by_test_id("connection")).to_have_text("disconnected", timeout=10_000)
+    again = demo_factory(1, race=True, port=port, workdir="restart")
+    assert again.url == own.url
+    expect(page.get_by_test_id("connection")).to_have_text("connected", timeout=20_000)
+    # A new clock and new ticks: the reopened replay is drawn, at the same instant.
+    page.wait_for_function(
+        f"() => window.__pitwire.clocks > {clocks} && window.__pitwire.replayTicks > {ticks}",
+        timeout=10_000,
+    )
+    expect(page.get_by_test_id("replay-state")).to_have_text("paused")
+    assert abs(debug(page)["replayT"] - at) < 0.05

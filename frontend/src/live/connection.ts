@@ -103,6 +103,8 @@ function handle(msg: FromWorker): void {
       break;
     case "state":
       socketState = msg.state;
+      // A (re)opened socket starts a new replay on the server, whose epochs count from 1.
+      if (msg.state === "open") shownEpoch = 0;
       if (msg.state !== "open") lagging = false;
       ui.setConnection(indicator(), stateDetail(msg.state, msg.detail, msg.retryIn));
       break;
