@@ -18,6 +18,8 @@
  *   test can check that nothing of an older position is drawn after a seek
  * - mapCars: cars drawn in the newest track-map frame; mapFrames: track-map redraws;
  *   towerUpdates: timing-tower refreshes (cells written, rows put in order)
+ * - compareLaps / compareDeltaPoints: laps shown by the lap comparison and points in its
+ *   delta trace (distance-grid points per lap); 0 while no comparison is shown
  */
 
 export interface PitwireDebug {

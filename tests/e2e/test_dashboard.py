@@ -31,11 +31,14 @@ READOUTS = ("speed-value", "rpm-value", "gear-value", "throttle-value", "brake-v
 SPEED_RGB = (0x38, 0xBD, 0xF8)  # COLORS.speed in frontend/src/ui/draw.ts
 RPM_RGB = (0xF5, 0x9E, 0x0B)  # COLORS.rpm
 TEXT_RGB = (0xE6, 0xED, 0xF3)  # COLORS.text
-CANVASES = {"speed gauge", "rpm gauge", "gear", "throttle and brake", "chart"}  # by aria-label
+GAUGES = {"speed gauge", "rpm gauge", "gear", "throttle and brake", "shift lights", "steering"}
+CHARTS = {"chart:speed", "chart:throttle", "chart:brake"}  # the charts shown at first
+CANVASES = GAUGES | CHARTS  # gauges by aria-label, charts by channel
 
 # Per canvas: size, painted (non-transparent) pixels, pixels near each of `colors`, a hash.
 CANVAS_STATS_JS = """
-(colors) => [...document.querySelectorAll(".gauges canvas, .chart canvas")].map((c) => {
+(colors) => [...document.querySelectorAll(".gauges canvas, [data-testid=charts] canvas")]
+  .map((c) => {
   const { data } = c.getContext("2d").getImageData(0, 0, c.width, c.height);
   const hits = colors.map(() => 0);
   let painted = 0, hash = 0;
@@ -48,7 +51,8 @@ CANVAS_STATS_JS = """
       if (d < 40) hits[k]++;
     });
   }
-  const name = c.getAttribute("aria-label") ?? "chart";
+  const chart = c.closest("[data-channel]");
+  const name = chart ? `chart:${chart.dataset.channel}` : c.getAttribute("aria-label");
   return { name, pixels: c.width * c.height, painted, hits, hash };
 })
 """
@@ -115,10 +119,10 @@ def test_dashboard_goes_live_and_updates(
     assert speed_gauge[0] > 200, "speed gauge has no speed arc"
     assert speed_gauge[2] > 50, "speed gauge has no number"
     assert canvases_after["gear"]["hits"][2] > 50, "gear canvas shows no gear"
-    chart = canvases_after["chart"]
-    assert chart["hits"][0] > 20 and chart["hits"][1] > 20, f"chart has no speed/rpm lines: {chart}"
+    chart = canvases_after["chart:speed"]
+    assert chart["hits"][0] > 20, f"speed chart has no speed line: {chart}"
     # Redrawn from new data, not painted once.
-    for name in ("speed gauge", "chart"):
+    for name in ("speed gauge", "chart:speed"):
         assert canvases_after[name]["hash"] != canvases_before[name]["hash"], f"{name} unchanged"
     assert page_errors.errors == []
 
@@ -235,6 +239,39 @@ def follow_tally(page: Page) -> dict[str, dict[str, int]]:
     """Per car shown: {samples, mine, notOther} counted by FOLLOW_JS so far."""
     tally: dict[str, dict[str, int]] = page.evaluate("({ ...window.__e2eFollow.tally })")
     return tally
+
+
+def test_pit_wall_tower_map_and_charts(
+    page: Page, demo: Demo, page_errors: PageErrors, artifacts: Path
+) -> None:
+    """The timing tower lists the 6 cars in places 1-6 and keeps updating; the track map
+    draws every car; clicking a tower row focuses that car; a chart toggle adds a chart."""
+    open_live(page, demo.url)
+    rows = page.get_by_test_id("tower-row")
+    expect(rows).to_have_count(6, timeout=10_000)
+    page.wait_for_function("() => window.__pitwire.mapCars === 6", timeout=10_000)
+    places = sorted(int(p) for p in rows.evaluate_all("(rs) => rs.map((r) => r.dataset.place)"))
+    assert places == [1, 2, 3, 4, 5, 6]
+    updates, frames = counters(page)["towerUpdates"], counters(page)["mapFrames"]
+    page.wait_for_timeout(1500)
+    after = counters(page)
+    assert after["towerUpdates"] >= updates + 3, "the tower stopped refreshing"
+    assert after["mapFrames"] > frames, "the map stopped redrawing"
+    leader = page.locator("[data-testid=tower-row][data-place='1'] [data-cell=gap]")
+    expect(leader).to_have_text(re.compile(r"^(Leader|—|-|0\.000|\+?0\.0+)$", re.IGNORECASE))
+    page.screenshot(path=artifacts / "dashboard-pitwall.png")
+
+    target = page.locator("[data-testid=tower-row][data-car='car-4']")
+    target.click()
+    expect(target).to_have_attribute("aria-pressed", "true")
+    expect(page.get_by_test_id("car-select")).to_have_value("car-4")
+    page.wait_for_function("() => window.__pitwire.selectedStream === 'car-4'")
+
+    page.get_by_test_id("chart-toggle-rpm").click()
+    expect(page.locator("[data-testid=charts] [data-channel=rpm]")).to_have_count(1)
+    page.get_by_test_id("chart-toggle-rpm").click()
+    expect(page.locator("[data-testid=charts] [data-channel=rpm]")).to_have_count(0)
+    assert page_errors.errors == []
 
 
 def test_car_selector_switches_car(page: Page, demo: Demo, page_errors: PageErrors) -> None:

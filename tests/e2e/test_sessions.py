@@ -30,6 +30,24 @@ def timed_laps(detail: dict[str, Any]) -> list[dict[str, Any]]:
     return [lap for lap in detail["laps"] if lap["lap_time"]]
 
 
+def map_colours(page: Page) -> tuple[int, int]:
+    """Red-ish (time lost) and green-ish (time gained) pixels of the delta map."""
+    got: dict[str, int] = page.evaluate(
+        """() => {
+          const c = document.querySelector('canvas[aria-label="delta map"]');
+          const { data } = c.getContext("2d").getImageData(0, 0, c.width, c.height);
+          let red = 0, green = 0;
+          for (let i = 0; i < data.length; i += 4) {
+            if (data[i + 3] === 0) continue;
+            if (data[i] > 150 && data[i + 1] < 110) red++;
+            if (data[i + 1] > 150 && data[i] < 110) green++;
+          }
+          return { red, green };
+        }"""
+    )
+    return got["red"], got["green"]
+
+
 def test_sessions_list_links_to_the_session_page(
     page: Page, demo: Demo, page_errors: PageErrors, artifacts: Path
 ) -> None:
@@ -43,10 +61,11 @@ def test_sessions_list_links_to_the_session_page(
     expect(race).to_contain_text("3:20")  # 200 s
     expect(race).to_contain_text("100")  # % complete
     live = page.locator("[data-testid=session-row]", has_text="demo-")
-    expect(live.first).to_contain_text(re.compile("live", re.IGNORECASE))
+    # The list refreshes itself: the demo's live session shows up once its first frames are in.
+    expect(live.first).to_contain_text(re.compile("live", re.IGNORECASE), timeout=20_000)
     page.screenshot(path=artifacts / "dashboard-sessions.png")
 
-    race.get_by_role("link", name=RACE).click()
+    race.get_by_role("link", name=RACE, exact=True).click()
     expect(page).to_have_url(re.compile(f"/sessions/{RACE}$"))
     detail = race_detail(demo)
     laps = page.get_by_test_id("lap-row")
@@ -55,7 +74,7 @@ def test_sessions_list_links_to_the_session_page(
     row = page.locator(
         f"[data-testid=lap-row][data-stream='{fastest['stream_id']}'][data-lap='{fastest['lap']}']"
     )
-    expect(row.locator(".fastest")).to_have_count(1)
+    expect(row).to_have_class(re.compile(r"\bfastest\b"))
     expect(page.locator("[data-testid=laps-table] .fastest")).to_have_count(1)
     page.screenshot(path=artifacts / "dashboard-session.png", full_page=True)
 
@@ -92,22 +111,17 @@ def test_two_laps_compare_with_a_delta(
     for channel in ("speed", "throttle", "brake", "gear", "steer"):
         chart = page.locator(f"[data-testid=compare-view] [data-channel={channel}]")
         expect(chart).to_have_count(1)
-    painted = page.evaluate(
-        """() => {
-          const c = document.querySelector('canvas[aria-label="delta map"]');
-          const { data } = c.getContext("2d").getImageData(0, 0, c.width, c.height);
-          let red = 0, green = 0;
-          for (let i = 0; i < data.length; i += 4) {
-            if (data[i + 3] === 0) continue;
-            if (data[i] > 150 && data[i + 1] < 110) red++;
-            if (data[i + 1] > 150 && data[i] < 110) green++;
-          }
-          return { red, green };
-        }"""
-    )
-    # Two different drivers' laps: one gains somewhere and loses somewhere else.
-    assert painted["red"] > 100 and painted["green"] > 100, painted
     page.screenshot(path=artifacts / "dashboard-compare.png", full_page=True)
+    # car-2's lap is slower overall than the reference (car-1's): the map shows mostly loss;
+    # with car-2's lap as the reference, car-1's shows mostly gain.
+    slower = car2["lap_time"] > car1["lap_time"]
+    red, green = map_colours(page)
+    assert (red > green) == slower and max(red, green) > 100, (red, green)
+    page.get_by_test_id("compare-lap").nth(1).get_by_role("radio").check()
+    expect(page.get_by_test_id("compare-lap").nth(1)).to_have_attribute("data-reference", "true")
+    page.wait_for_timeout(300)
+    red, green = map_colours(page)
+    assert (green > red) == slower and max(red, green) > 100, (red, green)
 
     # The comparison is a deep link too.
     page.reload()

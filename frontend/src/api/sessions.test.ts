@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { chooseSession, parseSessions, switchTarget, type SessionSummary } from "./sessions";
+import { abbreviateDrivers, chooseSession, formatDuration, formatPercent, parseSessions, switchTarget, type SessionSummary } from "./sessions";
 
 const session = (id: string, live: boolean, track = "t"): SessionSummary => ({
   session_id: id,
@@ -9,6 +9,12 @@ const session = (id: string, live: boolean, track = "t"): SessionSummary => ({
   live,
   streams: 1,
   frames: 0,
+  laps: null,
+  t0_ns: 0,
+  t1_ns: 0,
+  duration_s: null,
+  cars: [],
+  completeness: null,
 });
 
 describe("chooseSession", () => {
@@ -33,8 +39,34 @@ describe("chooseSession", () => {
 
 describe("parseSessions", () => {
   test("a well-formed body is returned with every field", () => {
-    const body = [{ session_id: "s", track: "spa", source: "f1", started_ns: 5, live: true, streams: 20, frames: 9 }];
+    const body = [
+      {
+        session_id: "s",
+        track: "spa",
+        source: "f1",
+        started_ns: 5,
+        live: true,
+        streams: 1,
+        frames: 9,
+        laps: 3,
+        t0_ns: 10,
+        t1_ns: 20,
+        duration_s: 1e-8,
+        cars: [{ stream_id: "car-1", driver: "Lena Brandt", car: "GT3 #27" }],
+        completeness: 0.5,
+      },
+    ];
     expect(parseSessions(body)).toEqual(body);
+  });
+
+  test("an older server's entry without the newer fields parses with them unknown", () => {
+    const [s] = parseSessions([{ session_id: "s", track: "spa", source: "f1", started_ns: 5, live: false, streams: 20, frames: 9 }]);
+    expect(s).toMatchObject({ laps: null, t0_ns: 0, t1_ns: 0, duration_s: null, cars: [], completeness: null });
+  });
+
+  test("malformed newer fields are dropped, not trusted", () => {
+    const [s] = parseSessions([{ session_id: "s", duration_s: -1, completeness: null, cars: [{ driver: "x" }, 5, { stream_id: "c", driver: 3 }] }]);
+    expect(s).toMatchObject({ duration_s: null, completeness: null, cars: [{ stream_id: "c", driver: "", car: "" }] });
   });
 
   test("a body that is not an array, or an entry without session_id, is rejected", () => {
@@ -55,5 +87,27 @@ describe("switchTarget", () => {
 
   test("with no live session to go to, the current one is kept", () => {
     expect(switchTarget([session("cur", false), session("old", false)], "cur")).toBeNull();
+  });
+});
+
+describe("formatting", () => {
+  test("durations read h:mm:ss, unknown as a dash", () => {
+    expect(formatDuration(3723.4)).toBe("1:02:03");
+    expect(formatDuration(199.98)).toBe("0:03:20"); // to the nearest second
+    expect(formatDuration(59)).toBe("0:00:59");
+    expect(formatDuration(null)).toBe("—");
+  });
+
+  test("completeness is floored so an incomplete session never reads 100 %", () => {
+    expect(formatPercent(1)).toBe("100 %");
+    expect(formatPercent(0.99999)).toBe("99.99 %");
+    expect(formatPercent(0.5)).toBe("50.00 %");
+    expect(formatPercent(null)).toBe("—");
+  });
+
+  test("drivers are shortened to surnames with a count of the rest", () => {
+    const cars = ["Lena Brandt", "Ari Kowalski", "Mo Diaz"].map((d, i) => ({ stream_id: `car-${i}`, driver: d, car: "" }));
+    expect(abbreviateDrivers(cars)).toBe("Brandt, Kowalski +1");
+    expect(abbreviateDrivers([{ stream_id: "car-9", driver: "", car: "" }])).toBe("car-9");
   });
 });

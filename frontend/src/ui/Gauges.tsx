@@ -1,18 +1,21 @@
 /**
- * Canvas gauges and text readouts of the selected car. Mounted once; a drawer on the shared
- * rAF loop reads the newest values from the ring buffer and repaints when they (or the canvas
- * size, or the car) changed. Readouts are written with `textContent`, never React state.
+ * Canvas gauges and text readouts of the selected car: speed, rpm with shift lights, gear,
+ * steering, pedals. Mounted once; a drawer on the shared rAF loop reads the newest values from
+ * the ring buffer and repaints each gauge whose value (or the canvas size, or the car)
+ * changed. Readouts are written with `textContent`, never React state.
  */
 
 import { useEffect, useRef, type RefObject } from "react";
 import { telemetry } from "../data/streams";
 import { debug } from "../debug";
 import { useUi } from "../state/ui";
-import { drawGear, drawPedals, drawRpm, drawSpeed, gearLabel, scaleFor } from "./draw";
+import { SHIFT_LIMIT, drawGear, drawPedals, drawRpm, drawShiftLights, drawSpeed, drawSteering, gearLabel, scaleFor, steerLabel } from "./draw";
 import { onFrame, sizedCanvas } from "./loop";
 
 const SPEED_FLOOR = 300; // km/h full scale until a car goes faster
 const RPM_FLOOR = 8000; // 1/min
+/** Shift lights at the limit flash with this half-period [ms]. */
+const FLASH_MS = 80;
 
 const fmtInt = (v: number): string => (Number.isFinite(v) ? String(Math.round(v)) : "—");
 const fmtPct = (v: number): string => (Number.isFinite(v) ? String(Math.round(Math.min(1, Math.max(0, v)) * 100)) : "—");
@@ -40,63 +43,97 @@ function Readout({ label, testid, unit, valueRef }: ReadoutProps) {
   );
 }
 
+/** One canvas gauge: its context and the values it shows now (redrawn when they change). */
+interface Dial {
+  canvas: HTMLCanvasElement;
+  ctx: CanvasRenderingContext2D;
+  shown: [number, number];
+}
+
+function dial(canvas: HTMLCanvasElement | null): Dial | null {
+  const ctx = canvas?.getContext("2d") ?? null;
+  return canvas === null || ctx === null ? null : { canvas, ctx, shown: [Number.NaN, Number.NaN] };
+}
+
+/** Whether `d` must be redrawn to show (a, b); records them as shown. */
+function stale(d: Dial, a: number, b: number, force: boolean): boolean {
+  const [sa, sb] = d.shown;
+  if (!force && (sa === a || (Number.isNaN(sa) && Number.isNaN(a))) && (sb === b || (Number.isNaN(sb) && Number.isNaN(b)))) return false;
+  d.shown[0] = a;
+  d.shown[1] = b;
+  return true;
+}
+
 export function Gauges() {
+  const shiftCanvas = useRef<HTMLCanvasElement>(null);
   const speedCanvas = useRef<HTMLCanvasElement>(null);
   const rpmCanvas = useRef<HTMLCanvasElement>(null);
   const gearCanvas = useRef<HTMLCanvasElement>(null);
+  const steerCanvas = useRef<HTMLCanvasElement>(null);
   const pedalCanvas = useRef<HTMLCanvasElement>(null);
   const speedText = useRef<HTMLSpanElement>(null);
   const rpmText = useRef<HTMLSpanElement>(null);
   const gearText = useRef<HTMLSpanElement>(null);
   const throttleText = useRef<HTMLSpanElement>(null);
   const brakeText = useRef<HTMLSpanElement>(null);
+  const steerText = useRef<HTMLSpanElement>(null);
   const lapText = useRef<HTMLSpanElement>(null);
 
   useEffect(() => {
-    const canvases = [speedCanvas.current, rpmCanvas.current, gearCanvas.current, pedalCanvas.current];
-    const contexts = canvases.map((c) => c?.getContext("2d") ?? null);
-    const sized = canvases.flatMap((c) => (c === null ? [] : [sizedCanvas(c)]));
+    const refs = [shiftCanvas, speedCanvas, rpmCanvas, gearCanvas, steerCanvas, pedalCanvas];
+    const [shift, speedDial, rpmDial, gearDial, steerDial, pedals] = refs.map((r) => dial(r.current));
+    const sized = refs.flatMap((r) => (r.current === null ? [] : [sizedCanvas(r.current)]));
     let shownStream: string | null = null;
     let shownVersion = -1;
+    let shownFlash = false;
     let speedPeak = Number.NaN;
     let rpmPeak = Number.NaN;
 
-    const stop = onFrame(() => {
+    const stop = onFrame((now) => {
       const stream = useUi.getState().selectedStream;
       debug.selectedStream = stream;
       const ring = stream === null ? undefined : telemetry.ring(stream);
-      const resized = sized.map((s) => s.fit()).some(Boolean);
+      let resized = false;
+      for (const s of sized) if (s.fit()) resized = true;
       const version = ring?.version ?? -1;
-      if (!resized && stream === shownStream && version === shownVersion) return;
+      const rpm = ring?.latest("rpm") ?? Number.NaN;
+      const flash = rpm / rpmPeak >= SHIFT_LIMIT && Math.floor(now / FLASH_MS) % 2 === 0;
+      if (!resized && stream === shownStream && version === shownVersion && flash === shownFlash) return;
+      const force = resized || stream !== shownStream;
       if (stream !== shownStream) {
         speedPeak = Number.NaN;
         rpmPeak = Number.NaN;
       }
       shownStream = stream;
       shownVersion = version;
+      shownFlash = flash;
 
       const speed = ring?.latest("speed") ?? Number.NaN;
-      const rpm = ring?.latest("rpm") ?? Number.NaN;
       const gear = ring?.latest("gear") ?? Number.NaN;
       const throttle = ring?.latest("throttle") ?? Number.NaN;
       const brake = ring?.latest("brake") ?? Number.NaN;
+      const steer = ring?.latest("steer") ?? Number.NaN;
       const lap = ring?.latest("lap") ?? Number.NaN;
       if (speed > speedPeak || Number.isNaN(speedPeak)) speedPeak = speed;
       if (rpm > rpmPeak || Number.isNaN(rpmPeak)) rpmPeak = rpm;
       debug.lastSpeed = Number.isFinite(speed) ? speed : null;
 
-      const [speedCtx, rpmCtx, gearCtx, pedalCtx] = contexts;
-      const [speedEl, rpmEl, gearEl, pedalEl] = canvases;
-      if (speedCtx && speedEl) drawSpeed(speedCtx, speedEl.width, speedEl.height, speed, scaleFor(speedPeak, SPEED_FLOOR, 50));
-      if (rpmCtx && rpmEl) drawRpm(rpmCtx, rpmEl.width, rpmEl.height, rpm, scaleFor(rpmPeak, RPM_FLOOR, 1000));
-      if (gearCtx && gearEl) drawGear(gearCtx, gearEl.width, gearEl.height, gear);
-      if (pedalCtx && pedalEl) drawPedals(pedalCtx, pedalEl.width, pedalEl.height, throttle, brake);
+      const speedMax = scaleFor(speedPeak, SPEED_FLOOR, 50);
+      const rpmMax = scaleFor(rpmPeak, RPM_FLOOR, 1000);
+      const rpmFrac = rpm / rpmPeak;
+      if (shift && stale(shift, rpmFrac, flash ? 1 : 0, force)) drawShiftLights(shift.ctx, shift.canvas.width, shift.canvas.height, rpmFrac, flash);
+      if (speedDial && stale(speedDial, speed, speedMax, force)) drawSpeed(speedDial.ctx, speedDial.canvas.width, speedDial.canvas.height, speed, speedMax);
+      if (rpmDial && stale(rpmDial, rpm, rpmMax, force)) drawRpm(rpmDial.ctx, rpmDial.canvas.width, rpmDial.canvas.height, rpm, rpmMax);
+      if (gearDial && stale(gearDial, gear, 0, force)) drawGear(gearDial.ctx, gearDial.canvas.width, gearDial.canvas.height, gear);
+      if (steerDial && stale(steerDial, steer, 0, force)) drawSteering(steerDial.ctx, steerDial.canvas.width, steerDial.canvas.height, steer);
+      if (pedals && stale(pedals, throttle, brake, force)) drawPedals(pedals.ctx, pedals.canvas.width, pedals.canvas.height, throttle, brake);
 
       setText(speedText.current, fmtInt(speed));
       setText(rpmText.current, fmtInt(rpm));
       setText(gearText.current, gearLabel(gear));
       setText(throttleText.current, fmtPct(throttle));
       setText(brakeText.current, fmtPct(brake));
+      setText(steerText.current, steerLabel(steer));
       setText(lapText.current, fmtInt(lap));
     });
     return () => {
@@ -107,18 +144,21 @@ export function Gauges() {
 
   return (
     <section className="gauges" aria-label="Gauges of the selected car">
+      <canvas className="gauge gauge-shift" ref={shiftCanvas} aria-label="shift lights" data-testid="shift-lights" />
       <canvas className="gauge gauge-speed" ref={speedCanvas} aria-label="speed gauge" />
       <canvas className="gauge gauge-rpm" ref={rpmCanvas} aria-label="rpm gauge" />
       <div className="gauge-side">
         <canvas className="gauge gauge-gear" ref={gearCanvas} aria-label="gear" />
-        <canvas className="gauge gauge-pedals" ref={pedalCanvas} aria-label="throttle and brake" />
+        <canvas className="gauge gauge-steer" ref={steerCanvas} aria-label="steering" />
       </div>
+      <canvas className="gauge gauge-pedals" ref={pedalCanvas} aria-label="throttle and brake" />
       <div className="readouts">
         <Readout label="Speed" testid="speed-value" unit="km/h" valueRef={speedText} />
         <Readout label="RPM" testid="rpm-value" unit="1/min" valueRef={rpmText} />
         <Readout label="Gear" testid="gear-value" valueRef={gearText} />
         <Readout label="Throttle" testid="throttle-value" unit="%" valueRef={throttleText} />
         <Readout label="Brake" testid="brake-value" unit="%" valueRef={brakeText} />
+        <Readout label="Steer" testid="steer-value" unit="° L+" valueRef={steerText} />
         <Readout label="Laps done" testid="lap-value" valueRef={lapText} />
       </div>
     </section>

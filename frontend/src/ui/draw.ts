@@ -1,6 +1,7 @@
 /**
- * Canvas2D gauges, pure functions of (context, size in device pixels, values). A value of NaN
- * (no data yet) draws the empty gauge and a dash. Colours match styles.css.
+ * Canvas2D gauges, pure functions of (context, size in device pixels, values): speed, rpm,
+ * gear, pedals, rpm shift lights and steering. A value of NaN (no data yet) draws the empty
+ * gauge and a dash. Colours match styles.css.
  */
 
 export const COLORS = {
@@ -13,6 +14,12 @@ export const COLORS = {
   throttle: "#22c55e",
   brake: "#ef4444",
   needle: "#f8fafc",
+  gear: "#a78bfa",
+  steer: "#e879f9",
+  shiftGreen: "#22c55e",
+  shiftRed: "#ef4444",
+  shiftBlue: "#3b82f6",
+  ledOff: "#1a2230",
 } as const;
 
 const START = 0.75 * Math.PI; // 7:30 o'clock
@@ -164,4 +171,71 @@ export function drawPedals(ctx: CanvasRenderingContext2D, w: number, h: number, 
 /** A dial's full scale: at least `floor`, grown in `step`s to fit `seen`. */
 export function scaleFor(seen: number, floor: number, step: number): number {
   return Number.isFinite(seen) && seen > floor ? Math.ceil(seen / step) * step : floor;
+}
+
+/** LEDs in the shift-light row: a third green, a third red, a third blue. */
+export const SHIFT_LEDS = 15;
+/** rpm fraction (of the most seen) where the first LED lights, and where all flash. */
+export const SHIFT_START = 0.7;
+export const SHIFT_LIMIT = 0.97;
+
+/** How many of `n` shift lights are lit at `frac` of the top rpm (all from SHIFT_LIMIT). */
+export function shiftLightsLit(frac: number, n: number = SHIFT_LEDS): number {
+  if (!Number.isFinite(frac)) return 0;
+  return Math.round(n * clamp01((frac - SHIFT_START) / (SHIFT_LIMIT - SHIFT_START)));
+}
+
+function ledColour(i: number, n: number): string {
+  return i < n / 3 ? COLORS.shiftGreen : i < (2 * n) / 3 ? COLORS.shiftRed : COLORS.shiftBlue;
+}
+
+/**
+ * A row of SHIFT_LEDS lights lit left to right with `frac` of the top rpm; at the limit all
+ * of them flash (lit while `flashOn`).
+ */
+export function drawShiftLights(ctx: CanvasRenderingContext2D, w: number, h: number, frac: number, flashOn: boolean): void {
+  ctx.clearRect(0, 0, w, h);
+  const n = SHIFT_LEDS;
+  const atLimit = frac >= SHIFT_LIMIT;
+  const lit = atLimit ? (flashOn ? n : 0) : shiftLightsLit(frac, n);
+  const pitch = w / n;
+  const r = Math.max(2, Math.min(pitch * 0.36, h * 0.4));
+  for (let i = 0; i < n; i++) {
+    ctx.fillStyle = i < lit ? ledColour(i, n) : COLORS.ledOff;
+    ctx.beginPath();
+    ctx.arc(pitch * (i + 0.5), h / 2, r, 0, 2 * Math.PI);
+    ctx.fill();
+  }
+}
+
+/** Steering angle [rad] (positive = left) in whole degrees, "—" without data. */
+export function steerLabel(steer: number): string {
+  return Number.isFinite(steer) ? String(Math.round((steer * 180) / Math.PI)) : "—";
+}
+
+/** A steering wheel turned by `steer` [rad] (positive = left, so anticlockwise on screen). */
+export function drawSteering(ctx: CanvasRenderingContext2D, w: number, h: number, steer: number): void {
+  ctx.clearRect(0, 0, w, h);
+  const r = Math.min(w, h) * 0.4;
+  const cx = w / 2;
+  const cy = h / 2;
+  const lw = Math.max(3, r * 0.16);
+  ctx.save();
+  ctx.translate(cx, cy);
+  ctx.rotate(Number.isFinite(steer) ? -steer : 0);
+  ctx.lineCap = "round";
+  ctx.lineWidth = lw;
+  ctx.strokeStyle = Number.isFinite(steer) ? COLORS.text : COLORS.track;
+  ctx.beginPath();
+  ctx.arc(0, 0, r, 0, 2 * Math.PI);
+  ctx.moveTo(-r, 0);
+  ctx.lineTo(r, 0);
+  ctx.moveTo(0, 0);
+  ctx.lineTo(0, r);
+  ctx.stroke();
+  ctx.strokeStyle = COLORS.steer;
+  ctx.beginPath();
+  ctx.arc(0, 0, r, -Math.PI / 2 - 0.18, -Math.PI / 2 + 0.18);
+  ctx.stroke();
+  ctx.restore();
 }
