@@ -9,7 +9,8 @@
  * - longTasks: main-thread tasks over 50 ms seen by a PerformanceObserver (where supported)
  * - replayTicks / replayT / replayEpoch: replay STATE frames shown, the newest one's clock
  *   instant [s since epoch] and epoch; staleFrames: frames of an older epoch dropped (never
- *   drawn); clocks: `clock` messages received; controlsSent: replay controls sent
+ *   drawn); clocks: `clock` messages received; controlsSent: replay controls sent;
+ *   historyFills: chart histories put in front of the focused car's ring after a jump
  * - frameTimes: main-thread time of the last FRAME_SAMPLES animation frames [ms] (a ring,
  *   frameCount written so far), measured around every drawer with performance.now(), plus the
  *   worker messages handled since the previous frame; frameGaps: the rAF timestamps' intervals
@@ -36,6 +37,7 @@ export interface PitwireDebug {
   clocks: number;
   controlsSent: number;
   lapSeeks: number;
+  historyFills: number;
   frameTimes: Float64Array;
   frameGaps: Float64Array;
   frameCount: number;
@@ -79,6 +81,7 @@ export const debug: PitwireDebug = {
   clocks: 0,
   controlsSent: 0,
   lapSeeks: 0,
+  historyFills: 0,
   frameTimes: new Float64Array(FRAME_SAMPLES),
   frameGaps: new Float64Array(FRAME_SAMPLES),
   frameCount: 0,

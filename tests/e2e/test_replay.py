@@ -87,7 +87,7 @@ def test_replay_plays_pauses_and_seeks_without_stale_frames(
     assert debug(page)["replayT"] == paused_at, "the clock moved while paused"
 
     # Seek by clicking the seek bar at 75 %.
-    epoch = debug(page)["replayEpoch"]
+    epoch, fills = debug(page)["replayEpoch"], debug(page)["historyFills"]
     bar = page.get_by_test_id("replay-seekbar").bounding_box()
     assert bar is not None
     page.mouse.click(bar["x"] + 0.75 * bar["width"], bar["y"] + bar["height"] / 2)
@@ -101,6 +101,21 @@ def test_replay_plays_pauses_and_seeks_without_stale_frames(
     page.wait_for_function(
         f"() => Math.abs(Number(new URL(location.href).searchParams.get('t')) - {target - start})"
         " < 0.2"
+    )
+    # The focused car's last 30 s before the jump are fetched for the charts, which then show
+    # where the car came from (speed-coloured pixels), not one lone sample.
+    page.wait_for_function(f"() => window.__pitwire.historyFills > {fills}", timeout=10_000)
+    page.wait_for_function(
+        """() => {
+          const c = document.querySelector('[data-testid=charts] [data-channel=speed] canvas');
+          const { data } = c.getContext("2d").getImageData(0, 0, c.width, c.height);
+          let hits = 0;
+          for (let i = 0; i < data.length; i += 4)
+            if (Math.abs(data[i] - 0x38) + Math.abs(data[i + 1] - 0xbd)
+                + Math.abs(data[i + 2] - 0xf8) < 40) hits++;
+          return hits > 200;
+        }""",
+        timeout=5_000,
     )
     page.screenshot(path=artifacts / "dashboard-replay.png")
 

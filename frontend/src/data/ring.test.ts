@@ -173,3 +173,33 @@ describe("TimeRing.appendRow (replay ticks)", () => {
     expect(() => ring.appendRow(21, ["speed"], [1, 2])).toThrow(RangeError);
   });
 });
+
+describe("TimeRing.backfill (history after a replay seek)", () => {
+  test("older rows go in front of the held ones; rows not older than the oldest are ignored", () => {
+    const ring = new TimeRing(8);
+    ring.appendRow(10, ["speed"], [100]);
+    ring.appendRow(11, ["speed"], [101]);
+    ring.backfill(5, [0, 1, 2, 5, 6], { speed: Float64Array.of(50, 60, 70, 80, 90) });
+    expect(Array.from(ring.times())).toEqual([5, 6, 7, 10, 11]);
+    expect(Array.from(ring.values("speed") ?? [])).toEqual([50, 60, 70, 100, 101]);
+    ring.appendRow(12, ["speed"], [102]); // appending goes on after the held rows
+    expect(ring.lastTime()).toBe(12);
+  });
+
+  test("when history and held rows overflow the capacity the oldest history is dropped", () => {
+    const ring = new TimeRing(4);
+    ring.appendRow(10, ["speed"], [1]);
+    ring.appendRow(11, ["speed"], [2]);
+    ring.backfill(0, [1, 2, 3, 4], { speed: Float64Array.of(7, 8, 9, 10) });
+    expect(Array.from(ring.times())).toEqual([3, 4, 10, 11]);
+  });
+
+  test("into an empty ring it is a plain append; nothing older means no change", () => {
+    const ring = new TimeRing(4);
+    ring.backfill(0, [1, 2], { speed: Float64Array.of(1, 2) });
+    expect(Array.from(ring.times())).toEqual([1, 2]);
+    const version = ring.version;
+    ring.backfill(0, [3], { speed: Float64Array.of(3) });
+    expect(ring.version).toBe(version);
+  });
+});

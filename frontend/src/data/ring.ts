@@ -103,6 +103,30 @@ export class TimeRing {
     this.version++;
   }
 
+  /**
+   * Put samples from before the oldest one held in front of them (history fetched after a
+   * replay seek): only rows earlier than the oldest sample are taken; when the two do not
+   * fit, the oldest rows are dropped. Same column rules as `append`.
+   */
+  backfill(t0: number, tOffsets: ArrayLike<number>, columns: Readonly<Record<string, Column>>): void {
+    if (this.size === 0) {
+      this.append(t0, tOffsets, columns);
+      return;
+    }
+    const oldest = this.times()[0] as number;
+    let n = 0;
+    while (n < tOffsets.length && t0 + (tOffsets[n] as number) < oldest) n++;
+    if (n === 0) return;
+    const heldTimes = this.times().slice();
+    const held: Record<string, Column> = {};
+    for (const name of this.cols.keys()) held[name] = (this.values(name) as Column).slice();
+    const older: Record<string, Column> = {};
+    for (const [name, values] of Object.entries(columns)) older[name] = values.subarray(0, n);
+    this.clear();
+    this.append(t0, Array.prototype.slice.call(tOffsets, 0, n) as number[], older);
+    this.append(0, heldTimes, held);
+  }
+
   /** Forget all samples (channels stay known). */
   clear(): void {
     this.head = 0;

@@ -62,6 +62,22 @@ export class StreamStore {
     ring.appendRow(t, keptNames, kept);
   }
 
+  /** History of `batch.stream` from before what its ring holds (see TimeRing.backfill). */
+  backfill(batch: DataBatch): void {
+    const ring = this.rings.get(batch.stream);
+    if (ring === undefined) {
+      this.append(batch);
+      return;
+    }
+    ring.backfill(batch.t0, batch.tOffsets, this.kept(batch.columns));
+  }
+
+  private kept(columns: Readonly<Record<string, Column>>): Record<string, Column> {
+    const out: Record<string, Column> = {};
+    for (const [name, values] of Object.entries(columns)) if (this.keep === null || this.keep.has(name)) out[name] = values;
+    return out;
+  }
+
   /** Time of the newest sample of any stream [s], NaN when empty: "now" for the views. */
   newestTime(): number {
     let t = Number.NaN;

@@ -37,6 +37,21 @@ function startWorker(): Worker {
 /** The newest replay epoch shown: ticks of older epochs never reach the rings. */
 let shownEpoch = 0;
 
+/** Called with the epoch and clock instant [s since epoch] when a replay jumps (a new epoch). */
+export type JumpListener = (epoch: number, t: number) => void;
+const jumpListeners = new Set<JumpListener>();
+
+/** Be told of every replay jump (seek, step, a reopened replay); returns the unsubscribe. */
+export function onReplayJump(listener: JumpListener): () => void {
+  jumpListeners.add(listener);
+  return () => jumpListeners.delete(listener);
+}
+
+/** The epoch of the replay position shown (0 before the first tick). */
+export function replayEpoch(): number {
+  return shownEpoch;
+}
+
 /** Show `session` live: drops the old session's data and (re)connects the worker. */
 export function connectSession(session: string): void {
   reset("live");
@@ -82,7 +97,8 @@ function handle(msg: FromWorker): void {
           debug.staleFrames++;
           continue;
         }
-        if (tick.epoch > shownEpoch) {
+        const jumped = tick.epoch > shownEpoch;
+        if (jumped) {
           // A seek or step: the view jumps; nothing of the old position stays drawn.
           shownEpoch = tick.epoch;
           telemetry.clear();
@@ -92,6 +108,7 @@ function handle(msg: FromWorker): void {
         debug.replayEpoch = tick.epoch;
         logTick(tick.epoch, tick.t);
         for (const car of tick.cars) telemetry.appendRow(car.stream, tick.t, car.names, car.values);
+        if (jumped) for (const listener of jumpListeners) listener(tick.epoch, tick.t);
       }
       break;
     case "clock":

@@ -11,6 +11,7 @@ import { queryParam } from "../../router";
 import { useUi } from "../../state/ui";
 import { PitWall } from "../pitwall/PitWall";
 import { Transport } from "./Transport";
+import { followHistory } from "./history";
 import { speedFromQuery, startFromQuery } from "./transport";
 import "./replay.css";
 
@@ -31,7 +32,15 @@ export function ReplayView({ sessionId }: { sessionId: string }) {
       paused: queryParam("paused") === "1",
       delay: null,
     });
-    return () => disconnectSession();
+    const stopHistory = followHistory(
+      detail.id,
+      detail.t0Ns,
+      detail.channels.map((c) => c.name),
+    );
+    return () => {
+      stopHistory();
+      disconnectSession();
+    };
     // Connect once per session: later detail changes (none for a stored session) do not reopen.
   }, [ready, sessionId]);
 
