@@ -86,10 +86,12 @@ def frame_window(page: Page, seconds: float) -> tuple[list[float], list[float]]:
     return got["times"], got["gaps"]
 
 
-def heap_mb(cdp: CDPSession) -> float:
+def heap_mb(cdp: CDPSession) -> tuple[float, float]:
+    """The page's used JS heap and its ArrayBuffer backing stores [MB] (the ring buffers'
+    typed arrays live there, outside the heap proper), after a full garbage collection."""
     cdp.send("HeapProfiler.collectGarbage")
-    used: float = cdp.send("Runtime.getHeapUsage")["usedSize"]
-    return used / 1e6
+    usage = cdp.send("Runtime.getHeapUsage")
+    return usage["usedSize"] / 1e6, usage.get("backingStorageSize", float("nan")) / 1e6
 
 
 def main() -> None:
@@ -127,8 +129,8 @@ def main() -> None:
 
         cdp = page.context.new_cdp_session(page)
         page.wait_for_timeout(max(0.0, 60 - (time.monotonic() - started)) * 1000)
-        first = heap_mb(cdp)
-        samples = [first]
+        first, first_buffers = heap_mb(cdp)
+        samples, buffers = [first], [first_buffers]
         while (elapsed := time.monotonic() - started) < args.minutes * 60:
             page.wait_for_timeout(min(60.0, args.minutes * 60 - elapsed) * 1000)
             samples.append(heap_mb(cdp))
@@ -144,6 +146,8 @@ def main() -> None:
             "MB",
             growth_mb=round(samples[-1] - first, 3),
             max_mb=round(max(samples), 3),
+            array_buffers_mb=round(buffers[-1], 3),
+            array_buffers_growth_mb=round(buffers[-1] - first_buffers, 3),
             **where,
         )
         if errors:

@@ -11,6 +11,7 @@ import { SessionPage } from "./views/sessions/SessionPage";
 import { SessionsList } from "./views/sessions/SessionsList";
 import { useRoute, type Route } from "./router";
 import { Header } from "./ui/Header";
+import { NoticeBar } from "./ui/Notice";
 
 function View({ route }: { route: Route }) {
   switch (route.view) {
@@ -40,6 +41,7 @@ export function App() {
   return (
     <div className="app">
       <Header route={route} />
+      <NoticeBar />
       <View route={route} />
     </div>
   );

@@ -13,14 +13,14 @@
  * (unsupported protocol version), which retrying cannot fix.
  */
 
-import { backoff, socketUrl, type DataBatchMsg, type FromWorker, type ReplayStart, type ReplayTickMsg, type SocketState, type ToWorker } from "./live/bridge";
+import { backoff, socketUrl, type DataBatchMsg, type FromWorker, type ReplayStart, type ReplayTickMsg, type SocketState, type ToWorker, type WorkerPost, resumeAt, type LastClock } from "./live/bridge";
 import { SUBPROTOCOL } from "./protocol/messages";
 import { ViewerPeer, nsToSeconds, type ControlRequest } from "./protocol/viewer";
 
 /** The parts of DedicatedWorkerGlobalScope used here (the DOM lib has no worker types). */
 interface WorkerScope {
   readonly location: { readonly origin: string };
-  postMessage(message: FromWorker, transfer: Transferable[]): void;
+  postMessage(message: WorkerPost, transfer: Transferable[]): void;
   onmessage: ((ev: MessageEvent<ToWorker>) => void) | null;
 }
 
@@ -29,6 +29,8 @@ const MAX_RATE_HZ = 30;
 const REPLAY_FPS = 30;
 const FLUSH_MS = 8;
 const CLOSE_UNSUPPORTED = 4003;
+/** The backoff starts over once a connection has stayed up this long [ms]. */
+const HEALTHY_MS = 5000;
 
 interface Target {
   session: string;
@@ -38,12 +40,15 @@ interface Target {
 }
 
 let target: Target | null = null;
+/** The generation of the page's newest connect, replay or disconnect. */
+let gen = 0;
+let healthyTimer: ReturnType<typeof setTimeout> | undefined;
 let socket: WebSocket | null = null;
 let peer: ViewerPeer | null = null;
 let attempt = 0;
 let retryTimer: ReturnType<typeof setTimeout> | undefined;
-/** Replay: where the clock was last (to reopen there after a reconnect) [ns], and how. */
-let lastClock: { tNs: number; speed: number; playing: boolean } | null = null;
+/** Replay: the last clock (to reopen where it is after a reconnect) and when it came [ms]. */
+let lastClock: LastClock | null = null;
 
 let batches: DataBatchMsg[] = [];
 let ticks: ReplayTickMsg[] = [];
@@ -52,7 +57,7 @@ let stale = 0;
 let flushTimer: ReturnType<typeof setTimeout> | undefined;
 
 function post(message: FromWorker, list: Transferable[] = []): void {
-  scope.postMessage(message, list);
+  scope.postMessage({ gen, msg: message }, list);
 }
 
 function postState(state: SocketState, detail = "", retryIn = 0): void {
@@ -89,7 +94,7 @@ function replayOptions(start: ReplayStart, channels: string[]) {
     channels,
     fps: REPLAY_FPS,
     speed: resume?.speed ?? start.speed,
-    t: resume?.tNs ?? start.t,
+    t: resume === null ? start.t : resumeAt(resume, performance.now()),
     paused: resume === null ? start.paused : !resume.playing,
     delay: start.delay,
   };
@@ -117,6 +122,10 @@ function connect(): void {
   peer = p;
   ws.onopen = () => {
     if (socket !== ws) return;
+    clearTimeout(healthyTimer);
+    healthyTimer = setTimeout(() => {
+      if (socket === ws) attempt = 0;
+    }, HEALTHY_MS);
     postState("open");
     p.start();
     flush(ws, p);
@@ -132,6 +141,7 @@ function connect(): void {
   };
   ws.onclose = (ev: CloseEvent) => {
     if (socket !== ws) return;
+    clearTimeout(healthyTimer);
     socket = null;
     peer = null;
     const detail = `closed with code ${ev.code}${ev.reason ? `: ${ev.reason}` : ""}`;
@@ -157,8 +167,7 @@ function flush(ws: WebSocket, p: ViewerPeer): void {
   for (const ev of p.events()) {
     switch (ev.type) {
       case "serverInfo":
-        attempt = 0;
-        break;
+        break; // the backoff starts over only once the connection has stayed up (HEALTHY_MS)
       case "advertise":
         post({ type: "advertise", session: ev.session, track: ev.track, source: ev.source, streams: ev.streams, channels: ev.channels });
         break;
@@ -179,7 +188,7 @@ function flush(ws: WebSocket, p: ViewerPeer): void {
         break;
       case "clock": {
         const c = ev.clock;
-        lastClock = { tNs: c.t, speed: c.speed, playing: c.playing };
+        lastClock = { tNs: c.t, endNs: c.end, speed: c.speed, playing: c.playing, at: performance.now() };
         flushData(); // frames of the old epoch go before the clock that ends it
         post({
           type: "clock",
@@ -210,6 +219,7 @@ function flush(ws: WebSocket, p: ViewerPeer): void {
 
 function disconnect(): void {
   clearTimeout(retryTimer);
+  clearTimeout(healthyTimer);
   dropQueued();
   const ws = socket;
   socket = null;
@@ -232,6 +242,7 @@ scope.onmessage = (ev: MessageEvent<ToWorker>) => {
     case "connect":
     case "replay":
       disconnect();
+      gen = msg.gen;
       target = { session: msg.session, channels: msg.channels, replay: msg.type === "replay" ? msg.start : null };
       lastClock = null;
       attempt = 0;
@@ -242,6 +253,7 @@ scope.onmessage = (ev: MessageEvent<ToWorker>) => {
       break;
     case "disconnect":
       disconnect();
+      gen = msg.gen;
       target = null;
       postState("closed", "disconnected by the page");
       break;

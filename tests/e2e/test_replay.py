@@ -204,6 +204,9 @@ def test_a_replay_reconnects_where_it_was_after_the_server_restarts(
 
     own.stop()
     expect(page.get_by_test_id("connection")).to_have_text("disconnected", timeout=10_000)
+    # A control while disconnected says why nothing happens.
+    page.get_by_test_id("replay-play").click()
+    expect(page.get_by_test_id("notice")).to_contain_text("not connected to the server")
     again = demo_factory(1, race=True, port=port, workdir="restart")
     assert again.url == own.url
     expect(page.get_by_test_id("connection")).to_have_text("connected", timeout=20_000)
@@ -214,3 +217,43 @@ def test_a_replay_reconnects_where_it_was_after_the_server_restarts(
     )
     expect(page.get_by_test_id("replay-state")).to_have_text("paused")
     assert abs(debug(page)["replayT"] - at) < 0.05
+
+
+def lap_time_text(s: float) -> str:
+    """As the dashboard shows a lap time: m:ss.fff."""
+    m, rest = divmod(round(s * 1000), 60_000)
+    return f"{m}:{rest / 1000:06.3f}" if m else f"{rest / 1000:.3f}"
+
+
+def test_the_timing_tower_agrees_with_the_stored_laps(page: Page, demo: Demo) -> None:
+    """Paused at 150 s into the stored race, every car's last and best lap in the tower are
+    those of the laps table finished by then, the leader's gap says so, and the gaps grow
+    down the order."""
+    detail = race_detail(demo)
+    start = detail["time_range"]["t0_ns"] / 1e9
+    at = start + 150
+    page.goto(f"{demo.url}sessions/{RACE}/replay?t=150&paused=1")
+    rows = page.get_by_test_id("tower-row")
+    expect(rows).to_have_count(len(detail["streams"]), timeout=15_000)
+    page.wait_for_function("() => window.__pitwire.replayTicks > 0", timeout=10_000)
+    page.wait_for_timeout(600)  # the tower refreshes at 5 Hz
+    cells: list[dict[str, str]] = rows.evaluate_all(
+        """(rs) => rs.map((r) => ({
+             car: r.dataset.car, place: r.dataset.place,
+             ...Object.fromEntries([...r.querySelectorAll("[data-cell]")]
+                .map((c) => [c.dataset.cell, c.textContent.trim()])) }))"""
+    )
+    by_place = sorted(cells, key=lambda c: int(c["place"]))
+    assert [int(c["place"]) for c in by_place] == list(range(1, len(cells) + 1))
+    for c in cells:
+        done = [
+            lap
+            for lap in detail["laps"]
+            if lap["stream_id"] == c["car"] and lap["lap_time"] and lap["t1_ns"] / 1e9 <= at
+        ]
+        last = max(done, key=lambda lap: lap["t1_ns"])
+        assert c["last"] == lap_time_text(last["lap_time"]), c
+        assert c["best"] == lap_time_text(min(lap["lap_time"] for lap in done)), c
+    assert by_place[0]["gap"].lower() == "leader"
+    gaps = [float(c["gap"].lstrip("+")) for c in by_place[1:]]
+    assert gaps == sorted(gaps) and gaps[0] > 0, by_place

@@ -58,8 +58,8 @@ def test_sessions_list_links_to_the_session_page(
     expect(rows.first).to_be_visible(timeout=10_000)
     race = page.locator(f"[data-testid=session-row][data-session='{RACE}']")
     expect(race).to_contain_text("sim-ring")
-    expect(race).to_contain_text("3:20")  # 200 s
-    expect(race).to_contain_text("100")  # % complete
+    expect(race.locator("[data-cell=duration]")).to_have_text("0:03:20")  # 200 s
+    expect(race.locator("[data-cell=completeness]")).to_have_text("100 %")
     live = page.locator("[data-testid=session-row]", has_text="demo-")
     # The list refreshes itself: the demo's live session shows up once its first frames are in.
     expect(live.first).to_contain_text(re.compile("live", re.IGNORECASE), timeout=20_000)

@@ -153,7 +153,10 @@ async def test_sessions_rest(server):
 
 @pytest.mark.parametrize(
     "path",
-    ["/", "/live/demo-1", "/sessions", "/sessions/a%20b", "/sessions/x/replay", "/compare"],
+    [
+        *("/", "/live", "/live/demo-1", "/sessions", "/sessions/a%20b"),
+        *("/sessions/x/replay", "/compare"),
+    ],
 )
 async def test_every_dashboard_url_answers_with_the_dashboard(tmp_path, path):
     """Deep links into the dashboard (its client routes) get index.html, so a reload or a
@@ -171,9 +174,26 @@ async def test_every_dashboard_url_answers_with_the_dashboard(tmp_path, path):
     async with httpx.AsyncClient(transport=transport, base_url="http://pitwire") as client:
         page = await client.get(path)
         assert page.status_code == 200 and "pitwire dashboard" in page.text
+        assert (await client.head(path)).status_code == 200
         assert (await client.get("/assets/app.js")).text == "ok"
         assert (await client.get("/sessions/x/replay/more")).status_code == 404
         assert (await client.get("/elsewhere")).status_code == 404
+
+
+async def test_without_a_built_dashboard_every_dashboard_url_says_how_to_build_it():
+    """No dist folder: each dashboard URL answers a page naming the command that builds it."""
+    from fastapi import FastAPI
+
+    from pitwire.server.app import DASHBOARD_ROUTES, _mount_dashboard
+
+    app = FastAPI()
+    _mount_dashboard(app, None)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://pitwire") as client:
+        for path in ("/", "/sessions/x", "/compare"):
+            page = await client.get(path)
+            assert page.status_code == 200 and "make web" in page.text, path
+    assert "/sessions/{session}/replay" in DASHBOARD_ROUTES
 
 
 async def test_compat_ws_broadcasts_the_original_json_shape(server):

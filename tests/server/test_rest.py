@@ -346,3 +346,40 @@ async def test_detail_etag_answers_304_without_reading_frames_and_changes_with_d
         changed = await c.get("/api/sessions/loop", headers={"If-None-Match": tag})
         assert changed.status_code == 200 and changed.headers["etag"] != tag
         assert changed.json()["streams"][0]["last_seq"] == 10**6 + 9
+
+
+async def test_the_session_lists_completeness_is_recomputed_when_a_session_grows():
+    """A stored session's ratio is read once and again only when its frames change; a live
+    session's is kept for LIVE_TTL_S although it grows."""
+    from support import car_batch, car_channels
+
+    store = MemoryStore()
+    await store.open()
+    sid, car = SessionId("grow"), StreamId("car")
+    await store.put_session(SessionInfo(session_id=sid, started_ns=0))
+    await store.put_stream(sid, StreamInfo(stream_id=car, channels=list(car_channels().values())))
+    await store.write_chunk(session_id=sid, stream_id=car, first_seq=0, batch=car_batch(0, 60))
+    reads = 0
+    chunk_index = store.chunk_index
+
+    async def counted(session_id: SessionId):  # type: ignore[no-untyped-def]
+        nonlocal reads
+        reads += 1
+        return await chunk_index(session_id)
+
+    store.chunk_index = counted  # type: ignore[method-assign]
+    cache = rest.CompletenessCache(store)
+
+    async def ratio(live: bool = False) -> float | None:
+        [s] = await store.list_sessions()
+        return await cache.get(s, live)
+
+    assert await ratio() == 1.0 and reads == 1
+    assert await ratio() == 1.0 and reads == 1  # unchanged: kept
+    # 40 seqs lost, then 60 more frames: a changed session is read again.
+    await store.write_chunk(session_id=sid, stream_id=car, first_seq=100, batch=car_batch(100, 60))
+    assert await ratio() == 120 / 160 and reads == 2
+    await store.write_chunk(session_id=sid, stream_id=car, first_seq=160, batch=car_batch(160, 40))
+    assert await ratio(live=True) == 120 / 160 and reads == 2  # live: kept for a while
+    cache.LIVE_TTL_S = 0.0
+    assert await ratio(live=True) == 160 / 200 and reads == 3

@@ -26,10 +26,14 @@ describe("StreamStore", () => {
     expect(store.ring("car-1")?.channels()).toEqual(["speed"]);
   });
 
-  test("clear forgets every stream", () => {
+  test("drop forgets every stream; clear empties each ring but keeps it (no reallocation)", () => {
     const store = new StreamStore(16);
     store.append(batch("car-1", 0, [1]));
+    const ring = store.ring("car-1");
     store.clear();
+    expect(store.ring("car-1")).toBe(ring);
+    expect(ring?.length).toBe(0);
+    store.drop();
     expect(store.ring("car-1")).toBeUndefined();
   });
 });

@@ -96,9 +96,14 @@ export class StreamStore {
     return [...this.rings.keys()];
   }
 
-  /** Drop everything (a new session). */
-  clear(): void {
+  /** Forget every car and its ring (a new session). */
+  drop(): void {
     this.rings.clear();
+  }
+
+  /** Empty every car's ring, keeping its buffers (a replay jump: no reallocation). */
+  clear(): void {
+    for (const ring of this.rings.values()) ring.clear();
   }
 }
 

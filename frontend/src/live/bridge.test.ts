@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { backoff, socketUrl } from "./bridge";
+import { backoff, resumeAt, socketUrl } from "./bridge";
 
 describe("socketUrl", () => {
   test("http origins map to ws:// and https to wss://, with ?format=bin", () => {
@@ -21,5 +21,18 @@ describe("backoff", () => {
   test("jitter stays within ±20 %", () => {
     expect(backoff(0, () => 0)).toBeCloseTo(0.4);
     expect(backoff(0, () => 1)).toBeCloseTo(0.6);
+  });
+});
+
+describe("resumeAt (where a replay reopens after a reconnect)", () => {
+  const clock = { tNs: 1e18, endNs: 1e18 + 60e9, speed: 4, playing: true, at: 1000 };
+
+  test("a playing replay resumes where its clock has run to since the last clock message", () => {
+    expect(resumeAt(clock, 3500)).toBe(1e18 + 2.5 * 4 * 1e9);
+  });
+
+  test("never past the end; a paused one where it was", () => {
+    expect(resumeAt(clock, 100_000)).toBe(1e18 + 60e9);
+    expect(resumeAt({ ...clock, playing: false }, 3500)).toBe(1e18);
   });
 });

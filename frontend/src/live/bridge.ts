@@ -32,12 +32,22 @@ export interface ReplayControl {
   by?: number;
 }
 
-/** Main thread → worker. */
+/**
+ * Main thread → worker. `gen` numbers each connect, replay and disconnect; the worker stamps
+ * what it posts with the newest one it was given, so the page can drop what was posted for a
+ * connection it has already left.
+ */
 export type ToWorker =
-  | { type: "connect"; session: string; channels: string[] }
-  | { type: "replay"; session: string; channels: string[]; start: ReplayStart }
+  | { type: "connect"; gen: number; session: string; channels: string[] }
+  | { type: "replay"; gen: number; session: string; channels: string[]; start: ReplayStart }
   | { type: "control"; control: ReplayControl }
-  | { type: "disconnect" };
+  | { type: "disconnect"; gen: number };
+
+/** What the worker posts: a message and the generation of the connection it belongs to. */
+export interface WorkerPost {
+  gen: number;
+  msg: FromWorker;
+}
 
 /** One live data batch of one stream. */
 export interface DataBatchMsg {
@@ -103,4 +113,19 @@ export function socketUrl(origin: string, session: string): string {
 export function backoff(attempt: number, random: () => number = Math.random): number {
   const base = Math.min(5, 0.5 * 2 ** Math.max(0, attempt));
   return base * (0.8 + 0.4 * random());
+}
+
+/** A replay's last clock as the worker keeps it: instant and end [ns], and when it came [ms]. */
+export interface LastClock {
+  tNs: number;
+  endNs: number;
+  speed: number;
+  playing: boolean;
+  at: number;
+}
+
+/** Where a reopened replay resumes [ns]: the last clock, run on at its speed while playing. */
+export function resumeAt(clock: LastClock, nowMs: number): number {
+  if (!clock.playing) return clock.tNs;
+  return Math.min(clock.endNs, clock.tNs + (nowMs - clock.at) * 1e6 * clock.speed);
 }

@@ -9,9 +9,11 @@ import { DASHBOARD_CHANNELS, telemetry } from "../data/streams";
 import { debug, logTick } from "../debug";
 import { useUi, type Connection } from "../state/ui";
 import { addWork } from "../ui/loop";
-import type { FromWorker, ReplayControl, ReplayStart, SocketState, ToWorker } from "./bridge";
+import type { FromWorker, ReplayControl, ReplayStart, SocketState, ToWorker, WorkerPost } from "./bridge";
 
 let worker: Worker | null = null;
+/** Numbers each connect, replay and disconnect (see bridge.ts ToWorker). */
+let generation = 0;
 let socketState: SocketState = "connecting";
 let lagging = false;
 
@@ -22,9 +24,11 @@ function send(msg: ToWorker): void {
 
 function startWorker(): Worker {
   const w = new Worker(new URL("../worker.ts", import.meta.url), { type: "module", name: "pitwire-socket" });
-  w.onmessage = (ev: MessageEvent<FromWorker>) => {
+  w.onmessage = (ev: MessageEvent<WorkerPost>) => {
+    // Posted for a connection the page has left (before the worker saw the switch): drop.
+    if (ev.data.gen !== generation) return;
     const started = performance.now();
-    handle(ev.data);
+    handle(ev.data.msg);
     addWork(performance.now() - started);
   };
   w.onerror = (ev) => {
@@ -55,13 +59,13 @@ export function replayEpoch(): number {
 /** Show `session` live: drops the old session's data and (re)connects the worker. */
 export function connectSession(session: string): void {
   reset("live");
-  send({ type: "connect", session, channels: [...DASHBOARD_CHANNELS] });
+  send({ type: "connect", gen: generation, session, channels: [...DASHBOARD_CHANNELS] });
 }
 
 /** Replay `session` by the server's clock from `start`. */
 export function connectReplay(session: string, start: ReplayStart): void {
   reset("replay");
-  send({ type: "replay", session, channels: [...DASHBOARD_CHANNELS], start });
+  send({ type: "replay", gen: generation, session, channels: [...DASHBOARD_CHANNELS], start });
 }
 
 /** Play, pause, seek, change speed or step the replay. */
@@ -71,14 +75,15 @@ export function sendControl(control: ReplayControl): void {
 }
 
 function reset(mode: "live" | "replay"): void {
-  telemetry.clear();
+  generation++;
+  telemetry.drop();
   lagging = false;
   shownEpoch = 0;
   useUi.getState().setMode(mode);
 }
 
 export function disconnectSession(): void {
-  if (worker !== null) send({ type: "disconnect" });
+  if (worker !== null) send({ type: "disconnect", gen: ++generation });
 }
 
 function handle(msg: FromWorker): void {
@@ -129,6 +134,7 @@ function handle(msg: FromWorker): void {
       if (msg.code === "lagging") lagging = true;
       else if (msg.code === "recovered") lagging = false;
       if (msg.level !== "info") console.warn(`pitwire ${msg.level}: ${msg.code}: ${msg.message}`);
+      notice(msg.level, msg.code, msg.message);
       ui.setConnection(indicator(), msg.code === "lagging" || msg.code === "recovered" ? msg.message : ui.connectionDetail);
       break;
     default: {
@@ -137,6 +143,17 @@ function handle(msg: FromWorker): void {
     }
   }
 }
+
+/** Problems the server or the worker reports (a refused replay or control, the store down)
+ * are shown to the user until dismissed or resolved; lagging has its own indicator. */
+function notice(level: "info" | "warning" | "error", code: string, message: string): void {
+  const ui = useUi.getState();
+  if (level !== "info" && code !== "lagging") ui.setNotice({ level, code, message });
+  else if (RESOLVES[code] !== undefined && ui.notice?.code === RESOLVES[code]) ui.setNotice(null);
+}
+
+/** An info status that ends the problem a notice shows. */
+const RESOLVES: Record<string, string> = { store_available: "store_unavailable" };
 
 function indicator(): Connection {
   switch (socketState) {

@@ -29,6 +29,13 @@ export interface ReplayClock {
   receivedAt: number;
 }
 
+/** A problem to show the user (a status from the server or the socket worker). */
+export interface Notice {
+  level: "warning" | "error";
+  code: string;
+  message: string;
+}
+
 /** The channels the charts can show, in menu order. */
 export const CHART_CHANNELS = ["speed", "throttle", "brake", "rpm", "gear", "steer"] as const;
 export type ChartChannel = (typeof CHART_CHANNELS)[number];
@@ -50,6 +57,8 @@ export interface UiState {
   clock: ReplayClock | null;
   /** Charts shown for the focused car, one uPlot each, cursors in sync. */
   chartChannels: ChartChannel[];
+  /** The newest problem reported, until dismissed or resolved. */
+  notice: Notice | null;
 
   setSessionPhase(phase: SessionPhase): void;
   /** Forget the shown session (a view that chooses its own is opening). */
@@ -61,6 +70,7 @@ export interface UiState {
   setMode(mode: Mode): void;
   setClock(clock: ReplayClock | null): void;
   toggleChartChannel(channel: ChartChannel): void;
+  setNotice(notice: Notice | null): void;
 }
 
 export const useUi = create<UiState>()((set) => ({
@@ -74,10 +84,11 @@ export const useUi = create<UiState>()((set) => ({
   mode: "live",
   clock: null,
   chartChannels: ["speed", "throttle", "brake"],
+  notice: null,
 
   setSessionPhase: (phase) => set({ phase }),
   resetSession: () =>
-    set({ phase: "loading", sessionId: null, track: "", streams: [], selectedStream: null, connection: "connecting", connectionDetail: "", clock: null }),
+    set({ phase: "loading", sessionId: null, track: "", streams: [], selectedStream: null, connection: "connecting", connectionDetail: "", clock: null, notice: null }),
   chooseSession: (sessionId, track) =>
     set({ phase: "ready", sessionId, track, streams: [], selectedStream: null, connection: "connecting", connectionDetail: "" }),
   setAdvertised: (track, streams) =>
@@ -88,7 +99,8 @@ export const useUi = create<UiState>()((set) => ({
     })),
   selectStream: (name) => set({ selectedStream: name }),
   setConnection: (connection, detail) => set({ connection, connectionDetail: detail }),
-  setMode: (mode) => set({ mode, clock: null }),
+  setMode: (mode) => set({ mode, clock: null, notice: null }),
+  setNotice: (notice) => set({ notice }),
   setClock: (clock) => set({ clock }),
   toggleChartChannel: (channel) =>
     set((s) => ({

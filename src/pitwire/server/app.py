@@ -224,6 +224,7 @@ async def _shutdown(persistence: Persistence) -> None:
 
 DASHBOARD_ROUTES = (
     "/",
+    "/live",
     "/live/{session}",
     "/sessions",
     "/sessions/{session}",
@@ -243,7 +244,7 @@ def _mount_dashboard(app: FastAPI, dist: Path | None) -> None:
             return HTMLResponse(NOT_BUILT)
 
         for route in DASHBOARD_ROUTES:
-            app.add_api_route(route, not_built, methods=["GET"], include_in_schema=False)
+            app.add_api_route(route, not_built, methods=["GET", "HEAD"], include_in_schema=False)
         return
     index = dist / "index.html"
 
@@ -251,7 +252,7 @@ def _mount_dashboard(app: FastAPI, dist: Path | None) -> None:
         return FileResponse(index, headers={"cache-control": "no-cache"})
 
     for route in DASHBOARD_ROUTES:
-        app.add_api_route(route, dashboard, methods=["GET"], include_in_schema=False)
+        app.add_api_route(route, dashboard, methods=["GET", "HEAD"], include_in_schema=False)
 
     for path in dist.iterdir():
         if path.is_file() and path.name != "index.html":

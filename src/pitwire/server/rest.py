@@ -103,12 +103,13 @@ def router(
     async def list_sessions() -> JSONResponse:
         try:
             sessions = await store.list_sessions()
-            found = [await ratios.get(s) for s in sessions]
+            live = {s.info.session_id for s in sessions if is_live(s.info.session_id)}
+            found = await ratios.all(sessions, live)
         except StoreError as exc:
             return _unavailable(exc)
         return JSONResponse(
             [
-                session_brief(s, live=is_live(s.info.session_id), completeness=ratio)
+                session_brief(s, live=s.info.session_id in live, completeness=ratio)
                 for s, ratio in zip(sessions, found, strict=True)
             ]
         )
@@ -271,29 +272,43 @@ def session_brief(
 
 
 class CompletenessCache:
-    """Each session's completeness ratio for the session list, from its chunk index, kept
-    while the session's stored frames and laps are unchanged (a stored session is read once;
-    a live one again when it grew). Holds ``MAX_KEPT`` sessions, least recently used dropped."""
+    """Each session's completeness ratio for the session list, from its chunk index. A stored
+    session's ratio is kept while its stored frames and laps are unchanged (read once); a live
+    one's, which changes with every chunk, is kept for ``LIVE_TTL_S`` so that pages polling
+    the list do not re-read its whole index each time. Holds ``MAX_KEPT`` sessions, least
+    recently used dropped; reads ``PARALLEL`` indexes at a time; the ratio is computed off the
+    event loop."""
 
     MAX_KEPT = 1024
+    LIVE_TTL_S = 10.0
+    PARALLEL = 8
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._kept: OrderedDict[str, tuple[tuple[int, int, int], float]] = OrderedDict()
+        self._kept: OrderedDict[str, tuple[tuple[int, int, int], float, float]] = OrderedDict()
+        self._reads = asyncio.Semaphore(self.PARALLEL)
 
-    async def get(self, s: SessionSummary) -> float:
+    async def all(self, sessions: list[SessionSummary], live: set[str]) -> list[float | None]:
+        """The ratio of each session (None for one deleted meanwhile), in order."""
+        return list(
+            await asyncio.gather(*(self.get(s, s.info.session_id in live) for s in sessions))
+        )
+
+    async def get(self, s: SessionSummary, live: bool = False) -> float | None:
         sid = s.info.session_id
         key = (s.frames, len(s.laps), session_range(s)[1])
         kept = self._kept.get(sid)
-        if kept is not None and kept[0] == key:
+        now = time.monotonic()
+        if kept is not None and (kept[0] == key or (live and now - kept[2] < self.LIVE_TTL_S)):
             self._kept.move_to_end(sid)
             return kept[1]
-        try:
-            index = await self._store.chunk_index(SessionId(sid))
-        except UnknownSession:  # deleted between the list and this read
-            return 1.0
-        ratio = completeness(index, s.laps).ratio
-        self._kept[sid] = (key, ratio)
+        async with self._reads:
+            try:
+                index = await self._store.chunk_index(SessionId(sid))
+            except UnknownSession:  # deleted between the list and this read
+                return None
+        ratio = (await asyncio.to_thread(completeness, index, s.laps)).ratio
+        self._kept[sid] = (key, ratio, now)
         self._kept.move_to_end(sid)
         while len(self._kept) > self.MAX_KEPT:
             self._kept.popitem(last=False)

@@ -165,6 +165,13 @@ export function Transport({ detail }: { detail: SessionDetail }) {
         onPointerDown={onPointerDown}
         onPointerMove={onPointerMove}
         onPointerUp={onPointerUp}
+        onPointerCancel={() => {
+          dragging.current = false;
+          setHover(null);
+        }}
+        onLostPointerCapture={() => {
+          dragging.current = false;
+        }}
         onPointerLeave={() => {
           if (!dragging.current) setHover(null);
         }}

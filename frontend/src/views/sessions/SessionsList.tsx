@@ -78,9 +78,11 @@ function Row({ s }: { s: SessionSummary }) {
         <Cars s={s} />
       </td>
       <td className="num">{formatStart(s.started_ns > 0 ? s.started_ns : s.t0_ns)}</td>
-      <td className="num">{formatDuration(s.duration_s)}</td>
+      <td className="num" data-cell="duration">
+        {formatDuration(s.duration_s)}
+      </td>
       <td className="num">{s.frames.toLocaleString()}</td>
-      <td className={incomplete ? "num incomplete" : "num"} title={incomplete ? "frames missing: see the session page" : undefined}>
+      <td className={incomplete ? "num incomplete" : "num"} data-cell="completeness" title={incomplete ? "frames missing: see the session page" : undefined}>
         {formatPercent(s.completeness)}
       </td>
       <td className="actions">
