@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { compareHref, compareLaps, deltaSegments, distanceGrid, lapLength, monotonicIndices, nearestIndex, parseLapRefs, rateScale, rawQueryValue, resampleLap, type LapTrace } from "./compare";
+import { compareHref, compareLaps, deltaSegments, distanceGrid, lapLength, lineCrossing, monotonicIndices, nearestIndex, parseLapRefs, rateScale, rawQueryValue, resampleLap, type LapTrace } from "./compare";
 
 /** A lap at constant `speed` [m/s] over `length` [m], sampled every `dt` [s] from time `t0`. */
 function constantLap(speed: number, length: number, dt: number, t0 = 0): LapTrace {
@@ -16,6 +16,19 @@ function constantLap(speed: number, length: number, dt: number, t0 = 0): LapTrac
 }
 
 const f64 = (xs: number[]): Float64Array => Float64Array.from(xs);
+
+/**
+ * A lap driven as `distanceAt(τ)` [m] for τ [s] since the line crossing at `crossing` [s],
+ * sampled every `dt` [s] starting `phase` [s] after the crossing, plus a last frame on the line
+ * at `lapTime` [s]; `start` is the first frame, as the store gives it.
+ */
+function phasedLap(distanceAt: (tau: number) => number, lapTime: number, dt: number, phase: number, crossing = 0): LapTrace {
+  const tau: number[] = [];
+  for (let x = phase; x < lapTime - 1e-9; x += dt) tau.push(x);
+  tau.push(lapTime);
+  const t = f64(tau.map((x) => crossing + x));
+  return { t, distance: f64(tau.map(distanceAt)), channels: new Map(), start: t[0] };
+}
 
 describe("monotonicIndices", () => {
   test("NaN, a previous lap's tail before the reset and a one-frame glitch are dropped", () => {
@@ -61,6 +74,21 @@ describe("resampleLap", () => {
     expect(Array.from(r.elapsed).map((x) => Number(x.toFixed(9)))).toEqual([0, 0.05, 0.1, 0.6, 1.1, 1.1]);
   });
 
+  test("elapsed time counts from the line crossing extrapolated from the first two frames", () => {
+    // 10 m/s; the first frame is 0.09 s (0.9 m) past the line.
+    const r = resampleLap({ t: f64([100.09, 100.19, 100.29]), distance: f64([0.9, 1.9, 2.9]), channels: new Map(), start: 100.09 }, f64([0, 0.5, 1, 2]));
+    expect(Array.from(r.elapsed).map((x) => Number(x.toFixed(9)))).toEqual([0, 0.05, 0.1, 0.2]);
+  });
+
+  test("the extrapolated crossing is clamped: to the first frame, to 1 s or a frame interval before it, and to a given earlier start", () => {
+    expect(lineCrossing(10, 0, 10.1, 1)).toBe(10); // on the line
+    expect(lineCrossing(10, 1, 10.1, 1)).toBe(10); // not moving: no estimate
+    expect(lineCrossing(10, 5, 11, 6)).toBe(9); // creeping at 1 m/s would put it 5 s back
+    expect(lineCrossing(10, 5, 12, 6)).toBe(8); // one frame interval back at most
+    expect(lineCrossing(10, 5, 10.1, 10, 9.95)).toBeCloseTo(9.95, 12); // a previous lap's frame at 9.95
+    expect(lineCrossing(10, 5, 10.1, 10, 10)).toBeCloseTo(9.9, 12); // the first frame itself says nothing
+  });
+
   test("stepped channels (gear) take the previous frame's value, not a fraction", () => {
     const lap: LapTrace = { t: f64([0, 1]), distance: f64([0, 10]), channels: new Map([["gear", f64([3, 4])], ["speed", f64([100, 200])]]) };
     const r = resampleLap(lap, f64([0, 5, 10]));
@@ -94,6 +122,32 @@ describe("compareLaps", () => {
     // Switching the reference flips the sign.
     const back = compareLaps([ref, slow], { reference: 1 });
     expect(back.deltas[0]![500]).toBeCloseTo(-5, 9);
+  });
+
+  test("identical laps sampled out of phase have no delta", () => {
+    // Speeding up and slowing down (30-70 m/s), 10 Hz, first frames 0.005 s and 0.095 s past the line.
+    const drive = (tau: number): number => 50 * tau + 40 * Math.sin(tau / 2);
+    const lapTime = 30;
+    const ref = phasedLap(drive, lapTime, 0.1, 0.005, 1000);
+    const late = phasedLap(drive, lapTime, 0.1, 0.095, 5000);
+    const c = compareLaps([ref, late], { step: 2 });
+    expect(c.grid[c.grid.length - 1]).toBeGreaterThan(drive(lapTime) - 2);
+    for (const x of c.deltas[1]!) expect(Math.abs(x)).toBeLessThan(1e-3);
+    // 4 Hz, and the other way round (the 0.23 s offset is gone; a few ms are the linear
+    // interpolation of an accelerating car between frames 0.25 s apart).
+    const c4 = compareLaps([phasedLap(drive, lapTime, 0.25, 0.24), phasedLap(drive, lapTime, 0.25, 0.01)]);
+    for (const x of c4.deltas[1]!) expect(Math.abs(x)).toBeLessThan(3e-3);
+  });
+
+  test("the final delta of two constant-speed laps is their lap-time difference", () => {
+    // 1000 m at 50 m/s (20 s) and at 48 m/s (20.833 s), 4 Hz, out of phase.
+    const ref = phasedLap((tau) => 50 * tau, 20, 0.25, 0.2);
+    const slow = phasedLap((tau) => 48 * tau, 1000 / 48, 0.25, 0.03, 77);
+    const c = compareLaps([ref, slow], { step: 2 });
+    expect(c.grid[c.grid.length - 1]).toBe(1000);
+    const delta = c.deltas[1]!;
+    expect(delta[delta.length - 1]).toBeCloseTo(1000 / 48 - 20, 3);
+    for (let i = 0; i < c.grid.length; i++) expect(delta[i]).toBeCloseTo(c.grid[i]! / 48 - c.grid[i]! / 50, 9);
   });
 
   test("laps of differing lengths are compared over the shortest", () => {

@@ -15,7 +15,12 @@ export interface LapTrace {
   distance: Float64Array;
   /** Other channels to resample (speed, throttle, x, y, ...), as long as `t`. */
   channels: ReadonlyMap<string, Float64Array>;
-  /** When the lap began [s, same origin as `t`]: elapsed time counts from here. Default: the first usable frame. */
+  /**
+   * The lap's first frame [s, same origin as `t`], usable or not (the store's lap start).
+   * Elapsed time counts from the line crossing, estimated from the first two usable frames
+   * (see `lineCrossing`); when `start` is before the first usable frame (a frame of the
+   * previous lap's tail, or a known crossing), the crossing is no earlier than `start`.
+   */
   start?: number;
 }
 
@@ -89,10 +94,30 @@ export function distanceGrid(length: number, step = GRID_STEP_M): Float64Array {
   return grid;
 }
 
+/** The line crossing is extrapolated at most this far [s] (or one frame interval, if longer) before the first frame. */
+export const MAX_LINE_EXTRAPOLATION_S = 1;
+
+/**
+ * When the car crossed the start line [s]: extrapolated back from the first two usable frames
+ * (t0, d0) and (t1, d1) at their mean speed, t0 - d0·(t1 - t0)/(d1 - d0), because the first
+ * frame of a lap is already d0 metres past the line (up to a frame interval late). Clamped to
+ * [t0 - max(MAX_LINE_EXTRAPOLATION_S, t1 - t0), t0], and to no earlier than `earliest` when
+ * that is before t0 (at t0 it says nothing: a lap's first frame is after the crossing); t0
+ * when d0 <= 0 or the frames do not advance.
+ */
+export function lineCrossing(t0: number, d0: number, t1: number, d1: number, earliest = Number.NEGATIVE_INFINITY): number {
+  if (!(d0 > 0) || !(d1 > d0) || !(t1 > t0)) return t0;
+  const estimate = t0 - (d0 * (t1 - t0)) / (d1 - d0);
+  let floor = t0 - Math.max(MAX_LINE_EXTRAPOLATION_S, t1 - t0);
+  if (earliest < t0 && earliest > floor) floor = earliest;
+  return Math.min(t0, Math.max(floor, estimate));
+}
+
 /**
  * `lap` on `grid`: elapsed time and every channel linearly interpolated in distance between
- * the usable frames. Before the first usable frame, time is interpolated from the lap's
- * `start` (at distance 0) and channels hold their first value; past the last, both hold.
+ * the usable frames. Elapsed time counts from the line crossing (`lineCrossing`); before the
+ * first usable frame it is interpolated from the crossing (at distance 0) and channels hold
+ * their first value; past the last, both hold.
  */
 export function resampleLap(lap: LapTrace, grid: Float64Array, stepped: ReadonlySet<string> = STEPPED): ResampledLap {
   const idx = monotonicIndices(lap.t, lap.distance);
@@ -105,8 +130,9 @@ export function resampleLap(lap: LapTrace, grid: Float64Array, stepped: Readonly
     t[k] = lap.t[idx[k] as number] as number;
   }
   const first = t[0] as number;
-  const start = lap.start !== undefined && Number.isFinite(lap.start) && lap.start <= first ? lap.start : first;
   const d0 = d[0] as number;
+  const given = lap.start !== undefined && lap.start < first ? lap.start : first;
+  const start = n > 1 ? lineCrossing(first, d0, t[1] as number, d[1] as number, lap.start) : given;
 
   const m = grid.length;
   const elapsed = new Float64Array(m);

@@ -6,10 +6,12 @@
  *
  * Gaps are time gaps: how long ago the car ahead passed the point this car is at now, read
  * from a compact per-car record of when it passed every HISTORY_STEP_M metres of its current
- * and previous lap (`LapHistory`; bounded, whatever the sample rate). Where that record does
- * not reach (right after a replay seek, before the car ahead has history) the gap is the
- * distance between them over this car's own speed. A car a whole lap or more behind shows
- * laps, not seconds.
+ * and previous lap (`LapHistory`; bounded, whatever the sample rate). Samples up to
+ * MAX_INTERPOLATE_S apart are interpolated (a 64× replay ticks 2.1 s of race time apart); a
+ * longer pause (a dropout, a forward seek) leaves a hole in the record but keeps the rest.
+ * Where that record does not reach (right after a backward seek, across a hole, before the
+ * car ahead has history) the gap is the distance between them over this car's own speed. A
+ * car a whole lap or more behind shows laps, not seconds.
  *
  * Points are (completed laps, lap distance), so gaps need no track length; only lapped-car
  * counts and the fallback use one: the longest lap distance seen so far (within a sample's
@@ -20,11 +22,18 @@ import type { Lap } from "../api/detail";
 
 /** History resolution: one time per this much lap distance [m]. */
 export const HISTORY_STEP_M = 10;
-/** Steps per lap kept (25.6 km at 10 m: any circuit; 20 kB per car). */
+/** Steps per lap kept (25.6 km at 10 m: any circuit; 25 kB per car). */
 export const HISTORY_STEPS = 2560;
-/** A pause in a car's samples longer than this [s] (a seek, a dropout) restarts its history. */
-const MAX_SAMPLE_GAP_S = 2;
-/** A car moving back further than this [m] (a seek, a reset to the pits) restarts its history. */
+/**
+ * Two samples further apart than this [s] (a dropout, a forward seek, skipped server ticks
+ * beyond a few) are not interpolated between: the history keeps both sides and a hole between
+ * them. Closer samples are, even at a 64× replay (2.1 s of race time per tick).
+ */
+export const MAX_INTERPOLATE_S = 10;
+/**
+ * A car moving back further than this [m] (a backward seek, a reset to the pits) restarts its
+ * history, as does time going backwards or the lap count other than staying or going up by one.
+ */
 const MAX_BACKWARDS_M = 50;
 /** Below this speed [km/h] a distance gap cannot be turned into time. */
 const MIN_SPEED_KMH = 5;
@@ -37,9 +46,12 @@ class LapTimes {
   endD = Number.NaN;
   endT = Number.NaN;
   readonly times: Float32Array;
+  /** cut[k] = 1: a hole in the samples lies between steps k and k + 1, nothing is interpolated there. */
+  readonly cut: Uint8Array;
 
   constructor(steps: number) {
     this.times = new Float32Array(steps).fill(Number.NaN);
+    this.cut = new Uint8Array(steps);
   }
 
   reset(lap: number, base: number): void {
@@ -48,6 +60,7 @@ class LapTimes {
     this.endD = Number.NaN;
     this.endT = Number.NaN;
     this.times.fill(Number.NaN);
+    this.cut.fill(0);
   }
 
   set(k: number, t: number): void {
@@ -85,10 +98,19 @@ export class LapHistory {
     const lastD = cur.endD;
     const lastT = cur.endT;
     const jump = lap === cur.lap ? lapDistance < lastD - MAX_BACKWARDS_M : lap !== cur.lap + 1;
-    if (Number.isNaN(lastT) || time < lastT || time - lastT > MAX_SAMPLE_GAP_S || jump) {
+    if (Number.isNaN(lastT) || time < lastT || jump) {
       this.restart(lap, lapDistance, time);
-    } else if (lap === cur.lap) {
-      if (lapDistance > lastD && time > lastT) this.fill(cur, lastD, lastT, lapDistance, time);
+      return;
+    }
+    const hole = time - lastT > MAX_INTERPOLATE_S;
+    if (lap === cur.lap) {
+      if (!(lapDistance > lastD && time > lastT)) return;
+      if (hole) this.skipTo(cur, lapDistance, time);
+      else this.fill(cur, lastD, lastT, lapDistance, time);
+    } else if (hole) {
+      // The line crossing is somewhere in the hole: the old lap ends at its last sample.
+      this.newLap(lap, time);
+      this.skipTo(this.cur, lapDistance, time);
     } else {
       this.crossLine(lap, lapDistance, time, Math.max(trackLength, lastD));
     }
@@ -98,12 +120,14 @@ export class LapHistory {
   timeAt(lap: number, lapDistance: number): number {
     const laps = lap === this.cur.lap ? this.cur : lap === this.prev.lap ? this.prev : null;
     if (laps === null || !(lapDistance >= 0) || !(lapDistance <= laps.endD)) return Number.NaN;
+    if (lapDistance === laps.endD) return laps.endT;
     const k = Math.floor(lapDistance / this.step);
+    if (laps.cut[k] === 1) return Number.NaN;
     const t0 = laps.get(k);
     const d0 = k * this.step;
     let d1 = d0 + this.step;
     let t1 = laps.get(k + 1);
-    if (Number.isNaN(t1) || d1 > laps.endD) {
+    if (d1 > laps.endD) {
       d1 = laps.endD;
       t1 = laps.endT;
     }
@@ -125,15 +149,32 @@ export class LapHistory {
     if (Number.isInteger(k)) this.cur.set(k, time);
   }
 
+  /** Make the current lap the previous one and start lap `lap` (base time `time` [s]) empty. */
+  private newLap(lap: number, time: number): void {
+    const old = this.cur;
+    this.cur = this.prev;
+    this.prev = old;
+    this.cur.reset(lap, time);
+  }
+
+  /**
+   * The car is at `lapDistance` [m] at `time` [s] after a hole in its samples since the end of
+   * `laps`' record (if any on that lap): the steps around the hole are cut, none inside it set.
+   */
+  private skipTo(laps: LapTimes, lapDistance: number, time: number): void {
+    const from = Number.isNaN(laps.endD) ? 0 : Math.max(0, Math.floor(laps.endD / this.step));
+    laps.cut.fill(1, from, Math.floor(lapDistance / this.step) + 1);
+    laps.endD = lapDistance;
+    laps.endT = time;
+  }
+
   /** From the last sample of the lap over the line (at `length` [m]) to this one. */
   private crossLine(lap: number, lapDistance: number, time: number, length: number): void {
     const old = this.cur;
     const before = length - old.endD;
     const crossed = old.endT + ((time - old.endT) * before) / Math.max(before + Math.max(lapDistance, 0), 1e-9);
     this.fill(old, old.endD, old.endT, length, crossed);
-    this.cur = this.prev;
-    this.prev = old;
-    this.cur.reset(lap, crossed);
+    this.newLap(lap, crossed);
     this.cur.set(0, crossed);
     this.cur.endD = 0;
     this.cur.endT = crossed;
@@ -347,6 +388,14 @@ export function indexLaps(laps: readonly Lap[]): Map<string, CarLaps> {
 
 export type PitStatus = "" | "PIT" | "OUT";
 
+/**
+ * "PIT" from this long [s] before the end of a pit-in lap (the lap ends on the line in the pit
+ * lane: this covers the pit entry and the lane up to it)...
+ */
+export const PIT_BEFORE_S = 20;
+/** ...until this long [s] after the out-lap began (the stop in the box, at most a few seconds in a race). */
+export const PIT_AFTER_S = 5;
+
 /** A car's lap times at one instant (reused: copy what you keep). */
 export interface LapsNow {
   /** The newest timed lap completed by then [s], NaN when none. */
@@ -358,9 +407,8 @@ export interface LapsNow {
 
 /**
  * Last and best lap and pit status of one car at `now` [s since epoch]: completed laps are
- * those with `t1Ns / 1e9 <= now` (untimed ones do not count as "last"); the car is in the pits
- * when its current lap (the newest started by then) or the previous one is a pit-in lap, and
- * on its out lap when the current one is a pit-out lap.
+ * those with `t1Ns / 1e9 <= now` (untimed ones do not count as "last"). For the pit status see
+ * `pitStatus`.
  */
 export function lapsAt(car: CarLaps | undefined, now: number, out: LapsNow): LapsNow {
   out.last = Number.NaN;
@@ -377,11 +425,32 @@ export function lapsAt(car: CarLaps | undefined, now: number, out: LapsNow): Lap
       break;
     }
   }
-  const current = currentLap(laps, done, now);
-  const previous = current < 0 ? done - 1 : current - 1;
-  if (laps[current]?.pitIn === true || laps[previous]?.pitIn === true) out.pit = "PIT";
-  else if (laps[current]?.pitOut === true) out.pit = "OUT";
+  out.pit = pitStatus(laps, done, now);
   return out;
+}
+
+/**
+ * Pit status at `now` [s] of a car whose first `done` of `laps` are completed. A pit-in lap
+ * ends in the pit lane and the lap after it is the pit-out lap, so:
+ *
+ * - "PIT" from PIT_BEFORE_S before the end of a pit-in lap until PIT_AFTER_S after the next
+ *   lap began (when that lap is not listed yet, live, after the pit-in lap's end);
+ * - else "OUT" while the current lap is a pit-out lap. The current lap is the one under way
+ *   (or, between two laps' frames, the next listed one); live, the lap under way is not listed
+ *   until it ends, so after a pit-in lap the car is taken to be on its out-lap;
+ * - else "".
+ */
+function pitStatus(laps: readonly Lap[], done: number, now: number): PitStatus {
+  const previous = laps[done - 1];
+  const next = laps[done];
+  const current = next !== undefined && (next.t0Ns / 1e9 <= now || previous !== undefined) ? next : undefined;
+  if (current?.pitIn === true && now >= current.t1Ns / 1e9 - PIT_BEFORE_S) return "PIT";
+  if (previous?.pitIn === true) {
+    const outStart = Math.max(previous.t1Ns, current?.t0Ns ?? previous.t1Ns) / 1e9;
+    if (now <= outStart + PIT_AFTER_S) return "PIT";
+  }
+  if (current === undefined) return previous?.pitIn === true ? "OUT" : "";
+  return current.pitOut ? "OUT" : "";
 }
 
 /** How many of `laps` (sorted by t1) ended by `now` [s]. */
@@ -394,12 +463,6 @@ function completedBy(laps: readonly Lap[], now: number): number {
     else hi = mid;
   }
   return lo;
-}
-
-/** Index of the lap under way at `now` (started, not ended), -1 when none is listed. */
-function currentLap(laps: readonly Lap[], done: number, now: number): number {
-  const lap = laps[done];
-  return lap !== undefined && lap.t0Ns / 1e9 <= now ? done : -1;
 }
 
 /** The best of every car's best lap [s], NaN when none. */

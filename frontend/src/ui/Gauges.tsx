@@ -3,19 +3,27 @@
  * steering, pedals. Mounted once; a drawer on the shared rAF loop reads the newest values from
  * the ring buffer and repaints each gauge whose value (or the canvas size, or the car)
  * changed. Readouts are written with `textContent`, never React state.
+ *
+ * The rpm dial and the shift lights scale to each car's highest rpm, read from its whole ring
+ * (all cars are buffered) and kept per car, so a focus change does not restart them at the
+ * first sample; the lights trust that peak as the car's limit only once it has been seen for
+ * SHIFT_LEARN_S (see `shiftLimit`).
  */
 
 import { useEffect, useRef, type RefObject } from "react";
+import type { TimeRing } from "../data/ring";
 import { telemetry } from "../data/streams";
 import { debug } from "../debug";
 import { useUi } from "../state/ui";
-import { SHIFT_LIMIT, drawGear, drawPedals, drawRpm, drawShiftLights, drawSpeed, drawSteering, gearLabel, scaleFor, steerLabel } from "./draw";
+import { drawGear, drawPedals, drawRpm, drawShiftLights, drawSpeed, drawSteering, gearLabel, scaleFor, shiftLights, shiftLimit, steerLabel } from "./draw";
 import { onFrame, sizedCanvas } from "./loop";
 
 const SPEED_FLOOR = 300; // km/h full scale until a car goes faster
 const RPM_FLOOR = 8000; // 1/min
 /** Shift lights at the limit flash with this half-period [ms]. */
 const FLASH_MS = 80;
+/** A pause between two samples counts as seen for at most this long [s]. */
+const MAX_SEEN_STEP_S = 1;
 
 const fmtInt = (v: number): string => (Number.isFinite(v) ? String(Math.round(v)) : "—");
 const fmtPct = (v: number): string => (Number.isFinite(v) ? String(Math.round(Math.min(1, Math.max(0, v)) * 100)) : "—");
@@ -55,6 +63,35 @@ function dial(canvas: HTMLCanvasElement | null): Dial | null {
   return canvas === null || ctx === null ? null : { canvas, ctx, shown: [Number.NaN, Number.NaN] };
 }
 
+/** One car's rpm so far: the highest [1/min], for how long it has been seen [s], and the newest sample read [s]. */
+interface RpmSeen {
+  peak: number;
+  seenS: number;
+  last: number;
+}
+
+/** Fold the samples of `ring` newer than `seen.last` into `seen` (all of it after a seek back). */
+function readRpm(seen: RpmSeen, ring: TimeRing): void {
+  const newest = ring.lastTime();
+  if (Number.isNaN(newest) || newest === seen.last) return;
+  if (newest < seen.last) seen.last = Number.NaN; // the ring restarted
+  const n = Number.isNaN(seen.last) ? ring.length : ring.countWithin(newest - seen.last);
+  const times = ring.times(n);
+  const rpm = ring.values("rpm", n);
+  let prev = seen.last;
+  for (let i = 0; i < times.length; i++) {
+    const t = times[i] as number;
+    if (t <= prev) continue;
+    const r = rpm?.[i] ?? Number.NaN;
+    if (Number.isFinite(r)) {
+      if (!(r <= seen.peak)) seen.peak = r;
+      if (!Number.isNaN(prev)) seen.seenS += Math.min(t - prev, MAX_SEEN_STEP_S);
+      prev = t;
+    }
+  }
+  seen.last = newest;
+}
+
 /** Whether `d` must be redrawn to show (a, b); records them as shown. */
 function stale(d: Dial, a: number, b: number, force: boolean): boolean {
   const [sa, sb] = d.shown;
@@ -87,7 +124,7 @@ export function Gauges() {
     let shownVersion = -1;
     let shownFlash = false;
     let speedPeak = Number.NaN;
-    let rpmPeak = Number.NaN;
+    const rpmSeen = new Map<string, RpmSeen>();
 
     const stop = onFrame((now) => {
       const stream = useUi.getState().selectedStream;
@@ -97,13 +134,19 @@ export function Gauges() {
       for (const s of sized) if (s.fit()) resized = true;
       const version = ring?.version ?? -1;
       const rpm = ring?.latest("rpm") ?? Number.NaN;
-      const flash = rpm / rpmPeak >= SHIFT_LIMIT && Math.floor(now / FLASH_MS) % 2 === 0;
+      let seen = stream === null ? undefined : rpmSeen.get(stream);
+      if (stream !== null && seen === undefined) {
+        seen = { peak: Number.NaN, seenS: 0, last: Number.NaN };
+        rpmSeen.set(stream, seen);
+      }
+      if (seen !== undefined && ring !== undefined) readRpm(seen, ring);
+      const rpmPeak = seen?.peak ?? Number.NaN;
+      const rpmMax = scaleFor(rpmPeak, RPM_FLOOR, 1000);
+      const lights = shiftLights(rpm, shiftLimit(rpmPeak, seen?.seenS ?? 0, rpmMax));
+      const flash = lights.flashing && Math.floor(now / FLASH_MS) % 2 === 0;
       if (!resized && stream === shownStream && version === shownVersion && flash === shownFlash) return;
       const force = resized || stream !== shownStream;
-      if (stream !== shownStream) {
-        speedPeak = Number.NaN;
-        rpmPeak = Number.NaN;
-      }
+      if (stream !== shownStream) speedPeak = Number.NaN;
       shownStream = stream;
       shownVersion = version;
       shownFlash = flash;
@@ -115,13 +158,10 @@ export function Gauges() {
       const steer = ring?.latest("steer") ?? Number.NaN;
       const lap = ring?.latest("lap") ?? Number.NaN;
       if (speed > speedPeak || Number.isNaN(speedPeak)) speedPeak = speed;
-      if (rpm > rpmPeak || Number.isNaN(rpmPeak)) rpmPeak = rpm;
       debug.lastSpeed = Number.isFinite(speed) ? speed : null;
 
       const speedMax = scaleFor(speedPeak, SPEED_FLOOR, 50);
-      const rpmMax = scaleFor(rpmPeak, RPM_FLOOR, 1000);
-      const rpmFrac = rpm / rpmPeak;
-      if (shift && stale(shift, rpmFrac, flash ? 1 : 0, force)) drawShiftLights(shift.ctx, shift.canvas.width, shift.canvas.height, rpmFrac, flash);
+      if (shift && stale(shift, lights.flashing ? -1 : lights.lit, flash ? 1 : 0, force)) drawShiftLights(shift.ctx, shift.canvas.width, shift.canvas.height, lights, flash);
       if (speedDial && stale(speedDial, speed, speedMax, force)) drawSpeed(speedDial.ctx, speedDial.canvas.width, speedDial.canvas.height, speed, speedMax);
       if (rpmDial && stale(rpmDial, rpm, rpmMax, force)) drawRpm(rpmDial.ctx, rpmDial.canvas.width, rpmDial.canvas.height, rpm, rpmMax);
       if (gearDial && stale(gearDial, gear, 0, force)) drawGear(gearDial.ctx, gearDial.canvas.width, gearDial.canvas.height, gear);

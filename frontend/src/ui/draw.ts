@@ -175,14 +175,38 @@ export function scaleFor(seen: number, floor: number, step: number): number {
 
 /** LEDs in the shift-light row: a third green, a third red, a third blue. */
 export const SHIFT_LEDS = 15;
-/** rpm fraction (of the most seen) where the first LED lights, and where all flash. */
+/** rpm fraction (of the limit, see `shiftLimit`) where the first LED lights, and where all flash. */
 export const SHIFT_START = 0.7;
 export const SHIFT_LIMIT = 0.97;
+/** A car's highest rpm is taken as its limit once it has been seen for this long [s]. */
+export const SHIFT_LEARN_S = 20;
 
-/** How many of `n` shift lights are lit at `frac` of the top rpm (all from SHIFT_LIMIT). */
+/** How many of `n` shift lights are lit at `frac` of the limit (all from SHIFT_LIMIT). */
 export function shiftLightsLit(frac: number, n: number = SHIFT_LEDS): number {
   if (!Number.isFinite(frac)) return 0;
   return Math.round(n * clamp01((frac - SHIFT_START) / (SHIFT_LIMIT - SHIFT_START)));
+}
+
+/**
+ * The rpm [1/min] the shift lights count up to: the car's highest rpm `peak` once it has been
+ * seen for SHIFT_LEARN_S [s] `seenS` (before that the peak may be a first gear's or the pit
+ * lane's), else `scale`, the rpm gauge's full scale (its floor until the car revs past it).
+ */
+export function shiftLimit(peak: number, seenS: number, scale: number): number {
+  return seenS >= SHIFT_LEARN_S && peak > 0 ? peak : scale;
+}
+
+/** The shift-light row at one instant: LEDs lit, or all of them flashing. */
+export interface ShiftLights {
+  lit: number;
+  flashing: boolean;
+}
+
+/** The shift lights at `rpm` [1/min] of `limit` (see `shiftLimit`); none without either. */
+export function shiftLights(rpm: number, limit: number, n: number = SHIFT_LEDS): ShiftLights {
+  const frac = limit > 0 ? rpm / limit : Number.NaN;
+  const flashing = frac >= SHIFT_LIMIT;
+  return { lit: flashing ? n : shiftLightsLit(frac, n), flashing };
 }
 
 function ledColour(i: number, n: number): string {
@@ -190,14 +214,13 @@ function ledColour(i: number, n: number): string {
 }
 
 /**
- * A row of SHIFT_LEDS lights lit left to right with `frac` of the top rpm; at the limit all
- * of them flash (lit while `flashOn`).
+ * A row of SHIFT_LEDS lights, `lights.lit` of them lit left to right; when they flash, all
+ * are lit while `flashOn` and none otherwise.
  */
-export function drawShiftLights(ctx: CanvasRenderingContext2D, w: number, h: number, frac: number, flashOn: boolean): void {
+export function drawShiftLights(ctx: CanvasRenderingContext2D, w: number, h: number, lights: ShiftLights, flashOn: boolean): void {
   ctx.clearRect(0, 0, w, h);
   const n = SHIFT_LEDS;
-  const atLimit = frac >= SHIFT_LIMIT;
-  const lit = atLimit ? (flashOn ? n : 0) : shiftLightsLit(frac, n);
+  const lit = lights.flashing ? (flashOn ? n : 0) : lights.lit;
   const pitch = w / n;
   const r = Math.max(2, Math.min(pitch * 0.36, h * 0.4));
   for (let i = 0; i < n; i++) {

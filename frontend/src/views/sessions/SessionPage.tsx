@@ -2,10 +2,12 @@
  * One stored session (`/sessions/{id}`): its facts (track, start, duration, cars,
  * completeness), links to its replay and live view, and the laps table — per car, with best
  * laps and sectors marked, a replay link per lap and checkboxes to pick laps for comparison.
- * Revalidated every POLL_MS while the session is live (an unchanged session costs a 304).
+ * Revalidated every POLL_MS while the session is live (an unchanged session costs a 304). A
+ * first load that fails other than with a 404 (the store unavailable, the server restarting)
+ * shows the server's error with a Retry button and is retried every POLL_MS until it succeeds.
  */
 
-import { useEffect, useMemo, useState } from "react";
+import { useCallback, useEffect, useMemo, useState } from "react";
 import { ApiError, fetchDetail, formatLapTime, type Lap, type SessionDetail } from "../../api/detail";
 import { COMPLETE_RATIO, formatDuration, formatPercent, formatStart } from "../../api/sessions";
 import { linkClick, navigate } from "../../router";
@@ -16,24 +18,29 @@ const POLL_MS = 3000;
 
 type PageState = { phase: "loading" } | { phase: "ready"; detail: SessionDetail; error: string } | { phase: "failed"; status: number; error: string };
 
-function useDetail(id: string): PageState {
+function useDetail(id: string): { state: PageState; retry: () => void } {
   const [state, setState] = useState<PageState>({ phase: "loading" });
+  const [attempt, setAttempt] = useState(0);
   useEffect(() => {
     const abort = new AbortController();
     let etag: string | null = null;
     let timer: ReturnType<typeof setTimeout> | undefined;
     let live = false; // as of the last detail received
+    let loaded = false; // a detail was received
     async function load(): Promise<void> {
+      let again: boolean;
       try {
         const got = await fetchDetail(id, etag, abort.signal);
         if (abort.signal.aborted) return;
         if (got !== null) {
           etag = got.etag;
           live = got.detail.live;
+          loaded = true;
           setState({ phase: "ready", detail: got.detail, error: "" });
         } else {
           setState((s) => (s.phase === "ready" && s.error !== "" ? { ...s, error: "" } : s));
         }
+        again = live;
       } catch (err) {
         if (abort.signal.aborted) return;
         const error = (err as Error).message;
@@ -41,16 +48,22 @@ function useDetail(id: string): PageState {
         // Keep showing the last good detail through a failed refresh, unless it was deleted.
         setState((s) => (s.phase === "ready" && status !== 404 ? { ...s, error } : { phase: "failed", status, error }));
         if (status === 404) live = false;
+        // A deleted or unknown session stays so; anything else may pass (a store coming back).
+        again = status !== 404 && (live || !loaded);
       }
-      if (live) timer = setTimeout(() => void load(), POLL_MS);
+      if (again) timer = setTimeout(() => void load(), POLL_MS);
     }
     void load();
     return () => {
       abort.abort();
       clearTimeout(timer);
     };
-  }, [id]);
-  return state;
+  }, [id, attempt]);
+  const retry = useCallback(() => {
+    setState({ phase: "loading" });
+    setAttempt((a) => a + 1);
+  }, []);
+  return { state, retry };
 }
 
 /** `/sessions/{id}/replay?t=&car=` starting at `lap`. */
@@ -237,7 +250,7 @@ function LapsTable({ detail, picks, onPick, car }: { detail: SessionDetail; pick
 }
 
 export function SessionPage({ sessionId }: { sessionId: string }) {
-  const state = useDetail(sessionId);
+  const { state, retry } = useDetail(sessionId);
   const [picks, setPicks] = useState<string[]>([]);
   const [car, setCar] = useState("");
   const enc = encodeURIComponent(sessionId);
@@ -253,7 +266,19 @@ export function SessionPage({ sessionId }: { sessionId: string }) {
     return (
       <main className="page session-page" data-testid="session-page" data-session={sessionId}>
         <div className="error-box" role="alert" data-testid="session-error">
-          {state.status === 404 ? <p>No session {sessionId}</p> : <p>Cannot load session {sessionId}: {state.error}</p>}
+          {state.status === 404 ? (
+            <p>No session {sessionId}</p>
+          ) : (
+            <>
+              <p>
+                Cannot load session {sessionId}: {state.error}
+              </p>
+              <p className="dim">Retrying every {POLL_MS / 1000} s.</p>
+              <button type="button" className="button" onClick={retry} data-testid="session-retry">
+                Retry
+              </button>
+            </>
+          )}
           <p>
             <a href="/sessions" onClick={linkClick}>
               ← All sessions
