@@ -9,7 +9,9 @@ import { LiveView } from "./views/live/LiveView";
 import { ReplayView } from "./views/replay/ReplayView";
 import { SessionPage } from "./views/sessions/SessionPage";
 import { SessionsList } from "./views/sessions/SessionsList";
-import { useRoute, type Route } from "./router";
+import { useEffect } from "react";
+import { setQueryParam, useRoute, type Route } from "./router";
+import { useUi } from "./state/ui";
 import { Header } from "./ui/Header";
 import { NoticeBar } from "./ui/Notice";
 
@@ -36,8 +38,19 @@ function View({ route }: { route: Route }) {
   }
 }
 
+/** On the pit wall the URL names the focused car (`?car=`), so a reload or a link keeps it. */
+function useCarInUrl(pitWall: boolean): void {
+  useEffect(() => {
+    if (!pitWall) return;
+    return useUi.subscribe((s, prev) => {
+      if (s.selectedStream !== prev.selectedStream && s.selectedStream !== null) setQueryParam("car", s.selectedStream);
+    });
+  }, [pitWall]);
+}
+
 export function App() {
   const route = useRoute();
+  useCarInUrl(route.view === "live" || route.view === "replay");
   return (
     <div className="app">
       <Header route={route} />

@@ -267,6 +267,9 @@ def test_pit_wall_tower_map_and_charts(
     expect(page.get_by_test_id("car-select")).to_have_value("car-4")
     page.wait_for_function("() => window.__pitwire.selectedStream === 'car-4'")
 
+    # The focused car's stored last 30 s were put in front of what arrived live.
+    page.wait_for_function("() => window.__pitwire.historyFills > 0", timeout=10_000)
+
     page.get_by_test_id("chart-toggle-rpm").click()
     expect(page.locator("[data-testid=charts] [data-channel=rpm]")).to_have_count(1)
     page.get_by_test_id("chart-toggle-rpm").click()

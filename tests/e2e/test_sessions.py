@@ -130,10 +130,12 @@ def test_two_laps_compare_with_a_delta(
 
 
 def test_bad_links_say_what_is_wrong(page: Page, demo: Demo) -> None:
-    """An unknown session and an unknown lap each say so; a path that is no view is a 404."""
+    """An unknown session and an unknown lap each say so; a path that is no view is a 404
+    that shows the dashboard's "no page" with links to the views."""
     page.goto(f"{demo.url}sessions/no-such-session")
     expect(page.locator("main")).to_contain_text("no-such-session", timeout=10_000)
     page.goto(f"{demo.url}compare?laps={RACE}~car-1~99")
     expect(page.get_by_test_id("compare-view")).to_contain_text("99", timeout=10_000)
     response = page.goto(f"{demo.url}sessions/{RACE}/laps")
     assert response is not None and response.status == 404
+    expect(page.get_by_test_id("not-found")).to_contain_text(f"/sessions/{RACE}/laps")

@@ -180,6 +180,26 @@ async def test_every_dashboard_url_answers_with_the_dashboard(tmp_path, path):
         assert (await client.get("/elsewhere")).status_code == 404
 
 
+async def test_a_mistyped_page_gets_the_dashboard_and_api_paths_keep_json_404(
+    tmp_path, monkeypatch
+):
+    """A browser asking for a page that is no dashboard URL gets the dashboard (which says
+    there is no such page) with status 404; API paths and non-browser clients get JSON."""
+    from pitwire.server import app as server_app
+
+    (tmp_path / "index.html").write_text("<title>pitwire dashboard</title>")
+    monkeypatch.setattr(server_app, "dashboard_dir", lambda: tmp_path)
+    page = {"accept": "text/html,application/xhtml+xml"}
+    async with running_server() as srv, httpx.AsyncClient(base_url=srv.url) as client:
+        wrong = await client.get("/foo/bar", headers=page)
+        assert wrong.status_code == 404 and "pitwire dashboard" in wrong.text
+        for path, headers in (("/foo/bar", {}), ("/api/nothing", page), ("/ws", page)):
+            r = await client.get(path, headers=headers)
+            assert r.status_code == 404, path
+            assert r.headers["content-type"] == "application/json", path
+            assert "error" in r.json()
+
+
 async def test_without_a_built_dashboard_every_dashboard_url_says_how_to_build_it():
     """No dist folder: each dashboard URL answers a page naming the command that builds it."""
     from fastapi import FastAPI

@@ -16,7 +16,7 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
@@ -150,8 +150,13 @@ def create_app(
         where = ".".join(str(p) for p in first.get("loc", ()))
         return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid request')}"}, 400)
 
+    dist = dashboard_dir()
+
     @app.exception_handler(HTTPException)
-    async def http_error(_: Request, exc: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 404 and dist is not None and wants_page(request):
+            # A mistyped dashboard URL: the dashboard's own "no such page" (still a 404).
+            return FileResponse(dist / "index.html", status_code=404)
         return JSONResponse({"error": exc.detail}, exc.status_code, headers=exc.headers)
 
     replays = Replays(hub=hub, store=the_store, cache_bytes=replay_cache, max_delay=max_delay)
@@ -171,8 +176,20 @@ def create_app(
         live.router(hub=hub, store=the_store, stats=stats, lag_limit=lag_limit, replays=replays)
     )
 
-    _mount_dashboard(app, dashboard_dir())
+    _mount_dashboard(app, dist)
     return app
+
+
+API_PREFIXES = ("/api", "/ws", "/ingest", "/healthz", "/docs", "/redoc", "/openapi", "/assets")
+"""Paths whose 404 stays JSON, whatever the client accepts."""
+
+
+def wants_page(request: Request) -> bool:
+    """A browser asking for a page (``Accept: text/html``) outside the API's paths."""
+    path = request.url.path
+    if any(path == p or path.startswith(p + "/") for p in API_PREFIXES):
+        return False
+    return "text/html" in request.headers.get("accept", "")
 
 
 async def _open_later(store: Store, persistence: Persistence) -> None:

@@ -9,6 +9,7 @@ import { useEffect } from "react";
 import { useSessionDetail } from "../../api/detail";
 import { chooseSession, fetchSessions, switchTarget, type SessionSummary } from "../../api/sessions";
 import { connectSession, disconnectSession } from "../../live/connection";
+import { followLiveHistory } from "../../live/history";
 import { queryParam } from "../../router";
 import { useUi } from "../../state/ui";
 import { PitWall } from "../pitwall/PitWall";
@@ -22,6 +23,7 @@ function useSessionChoice(requested: string | null): void {
   useEffect(() => {
     const abort = new AbortController();
     let timer: ReturnType<typeof setTimeout> | undefined;
+    let warned = false;
     const ui = useUi.getState;
     ui().resetSession();
 
@@ -32,9 +34,11 @@ function useSessionChoice(requested: string | null): void {
         sessions = await fetchSessions(abort.signal);
       } catch (err) {
         if (abort.signal.aborted) return;
-        console.warn("pitwire: cannot list sessions", err);
+        if (!warned) console.warn(`pitwire: cannot list sessions (${(err as Error).message}); retrying`);
+        warned = true; // once per outage, not every poll
         reachable = false;
       }
+      if (reachable) warned = false;
       if (abort.signal.aborted) return;
       const current = ui().sessionId;
       if (current === null) {
@@ -91,6 +95,14 @@ export function LiveView({ session }: { session: string | null }) {
     connectSession(sessionId);
     return () => disconnectSession();
   }, [sessionId]);
+
+  // Chart history once the session's first frame time and channels are known.
+  const origin = detail?.id === sessionId ? detail.t0Ns : null;
+  const channels = detail?.id === sessionId ? detail.channels.map((c) => c.name).join(",") : "";
+  useEffect(() => {
+    if (sessionId === null || origin === null || origin === 0 || channels === "") return;
+    return followLiveHistory({ session: sessionId, t0Ns: origin, channels: channels.split(",") });
+  }, [sessionId, origin, channels]);
 
   return phase === "ready" && sessionId !== null ? <PitWall sessionId={sessionId} detail={detail} /> : <Waiting />;
 }

@@ -11,7 +11,7 @@ import { queryParam } from "../../router";
 import { useUi } from "../../state/ui";
 import { PitWall } from "../pitwall/PitWall";
 import { Transport } from "./Transport";
-import { followHistory } from "./history";
+import { followReplayHistory } from "../../live/history";
 import { speedFromQuery, startFromQuery } from "./transport";
 import "./replay.css";
 
@@ -32,11 +32,11 @@ export function ReplayView({ sessionId }: { sessionId: string }) {
       paused: queryParam("paused") === "1",
       delay: null,
     });
-    const stopHistory = followHistory(
-      detail.id,
-      detail.t0Ns,
-      detail.channels.map((c) => c.name),
-    );
+    const stopHistory = followReplayHistory({
+      session: detail.id,
+      t0Ns: detail.t0Ns,
+      channels: detail.channels.map((c) => c.name),
+    });
     return () => {
       stopHistory();
       disconnectSession();

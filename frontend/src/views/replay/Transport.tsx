@@ -124,7 +124,7 @@ export function Transport({ detail }: { detail: SessionDetail }) {
         <button type="button" data-testid="replay-start" title="To the start (Home)" onClick={() => sendControl({ action: "seek", t: start * 1e9 })}>
           ⇤
         </button>
-        <button type="button" data-testid="replay-step-back" title="Back 1 s (←, Shift: 10 s)" onClick={() => sendControl({ action: "step", by: -1 })}>
+        <button type="button" data-testid="replay-step-back" title="Pause and go back 1 s (←, Shift: 10 s)" onClick={() => sendControl({ action: "step", by: -1 })}>
           −1s
         </button>
         <button
@@ -138,7 +138,7 @@ export function Transport({ detail }: { detail: SessionDetail }) {
         >
           {playing ? "❚❚" : "▶"}
         </button>
-        <button type="button" data-testid="replay-step-forward" title="Forward 1 s (→, Shift: 10 s)" onClick={() => sendControl({ action: "step", by: 1 })}>
+        <button type="button" data-testid="replay-step-forward" title="Pause and go forward 1 s (→, Shift: 10 s)" onClick={() => sendControl({ action: "step", by: 1 })}>
           +1s
         </button>
         <label className="transport-speed" title="Replay speed ([ and ])">
