@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { compareHref, compareLaps, deltaSegments, distanceGrid, lapLength, lineCrossing, monotonicIndices, nearestIndex, parseLapRefs, rateScale, rawQueryValue, resampleLap, type LapTrace } from "./compare";
+import { addLapRef, compareHref, compareLaps, deltaSegments, distanceGrid, lapLength, lineCrossing, monotonicIndices, nearestIndex, parseLapRefs, parseReference, rateScale, rawQueryValue, removeLapRef, resampleLap, sameLap, type LapTrace } from "./compare";
 
 /** A lap at constant `speed` [m/s] over `length` [m], sampled every `dt` [s] from time `t0`. */
 function constantLap(speed: number, length: number, dt: number, t0 = 0): LapTrace {
@@ -258,5 +258,60 @@ describe("lap references", () => {
       '"s~c~1.5" is not session~car~lap',
       '"%E0~c~1" is not percent-encoded correctly',
     ]);
+  });
+
+  test("compareHref adds the reference index only when it is another of the laps", () => {
+    const laps = [
+      { session: "p", stream: "car-1", lap: 2 },
+      { session: "r", stream: "car-2", lap: 5 },
+    ];
+    expect(compareHref(laps, 1)).toBe("/compare?laps=p~car-1~2,r~car-2~5&ref=1");
+    expect(compareHref(laps, 0)).toBe("/compare?laps=p~car-1~2,r~car-2~5");
+    expect(compareHref(laps, 2)).toBe("/compare?laps=p~car-1~2,r~car-2~5");
+    expect(compareHref(laps, -1)).toBe("/compare?laps=p~car-1~2,r~car-2~5");
+    expect(compareHref([], 1)).toBe("/compare");
+  });
+
+  test("parseReference reads a valid index and falls back to 0", () => {
+    expect(parseReference("2", 3)).toBe(2);
+    expect(parseReference(null, 3)).toBe(0);
+    expect(parseReference("", 3)).toBe(0);
+    expect(parseReference("3", 3)).toBe(0);
+    expect(parseReference("-1", 3)).toBe(0);
+    expect(parseReference("1.5", 3)).toBe(0);
+    expect(parseReference("x", 3)).toBe(0);
+  });
+});
+
+describe("adding and removing laps", () => {
+  const a = { session: "practice", stream: "car-1", lap: 3 };
+  const b = { session: "race", stream: "car-1", lap: 3 };
+  const c = { session: "race", stream: "car-2", lap: 1 };
+
+  test("sameLap compares session, car and lap", () => {
+    expect(sameLap(a, { ...a })).toBe(true);
+    expect(sameLap(a, b)).toBe(false);
+    expect(sameLap(b, { ...b, lap: 4 })).toBe(false);
+  });
+
+  test("addLapRef appends a new lap and leaves a duplicate out", () => {
+    const laps = [a, b];
+    expect(addLapRef(laps, c)).toEqual([a, b, c]);
+    expect(addLapRef(laps, { ...b })).toEqual([a, b]);
+    expect(addLapRef([], a)).toEqual([a]);
+    expect(laps).toEqual([a, b]);
+  });
+
+  test("removeLapRef keeps the reference on the same lap", () => {
+    expect(removeLapRef([a, b, c], 0, 2)).toEqual({ laps: [b, c], reference: 1 });
+    expect(removeLapRef([a, b, c], 2, 1)).toEqual({ laps: [a, b], reference: 1 });
+    expect(removeLapRef([a, b, c], 1, 0)).toEqual({ laps: [a, c], reference: 0 });
+  });
+
+  test("removeLapRef resets the reference to 0 when the reference is removed", () => {
+    expect(removeLapRef([a, b, c], 1, 1)).toEqual({ laps: [a, c], reference: 0 });
+    expect(removeLapRef([a, b], 0, 0)).toEqual({ laps: [b], reference: 0 });
+    expect(removeLapRef([a], 0, 0)).toEqual({ laps: [], reference: 0 });
+    expect(removeLapRef([a, b], 0, 5)).toEqual({ laps: [b], reference: 0 });
   });
 });

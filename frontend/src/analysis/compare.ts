@@ -267,12 +267,41 @@ export interface LapRef {
 }
 
 /**
- * `/compare?laps=S~car~lap,...` (each part percent-encoded, `~` too so that an id holding it
- * stays one part; the first lap is the reference).
+ * `/compare?laps=S~car~lap,...[&ref=i]` (each part percent-encoded, `~` too so that an id
+ * holding it stays one part); `ref` is the index of the reference lap, left out for 0 (the
+ * first lap) and when it is not one of the laps. No laps: plain `/compare`.
  */
-export function compareHref(laps: readonly LapRef[]): string {
+export function compareHref(laps: readonly LapRef[], reference = 0): string {
+  if (laps.length === 0) return "/compare";
   const enc = (s: string): string => encodeURIComponent(s).replace(/~/g, "%7E");
-  return `/compare?laps=${laps.map((l) => `${enc(l.session)}~${enc(l.stream)}~${enc(String(l.lap))}`).join(",")}`;
+  const ref = Number.isInteger(reference) && reference > 0 && reference < laps.length ? `&ref=${reference}` : "";
+  return `/compare?laps=${laps.map((l) => `${enc(l.session)}~${enc(l.stream)}~${enc(String(l.lap))}`).join(",")}${ref}`;
+}
+
+/** The reference index of a raw `?ref=` value among `count` laps: 0 when absent or not one of them. */
+export function parseReference(value: string | null, count: number): number {
+  const i = value === null || value.trim() === "" ? 0 : Number(value);
+  return Number.isInteger(i) && i >= 0 && i < count ? i : 0;
+}
+
+/** Whether two references name the same lap of the same car in the same session. */
+export function sameLap(a: LapRef, b: LapRef): boolean {
+  return a.session === b.session && a.stream === b.stream && a.lap === b.lap;
+}
+
+/** `laps` with `lap` appended, or `laps` unchanged (a copy) when it is already there. */
+export function addLapRef(laps: readonly LapRef[], lap: LapRef): LapRef[] {
+  return laps.some((l) => sameLap(l, lap)) ? [...laps] : [...laps, lap];
+}
+
+/**
+ * `laps` without `laps[index]`, and `reference` moved so that it still names the same lap
+ * (0 when the reference itself is removed, or was not one of the laps).
+ */
+export function removeLapRef(laps: readonly LapRef[], index: number, reference: number): { laps: LapRef[]; reference: number } {
+  const left = laps.filter((_, i) => i !== index);
+  if (reference === index || !Number.isInteger(reference) || reference < 0 || reference >= laps.length) return { laps: left, reference: 0 };
+  return { laps: left, reference: index >= 0 && index < reference ? reference - 1 : reference };
 }
 
 /**

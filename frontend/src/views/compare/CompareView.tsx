@@ -1,6 +1,7 @@
 /**
- * Lap comparison (`/compare?laps=S~car~lap,...&ref=i`): fetch each session's detail once and
- * each lap's frames, resample the laps onto one distance grid (analysis/compare.ts), and show
+ * Lap comparison (`/compare?laps=S~car~lap,...&ref=i`): an "Add lap" row (AddLap.tsx) that
+ * appends a lap of any stored session to `?laps=`, ✕ on each legend entry to drop it; then
+ * fetch each session's detail once and each lap's frames, resample the laps onto one distance grid (analysis/compare.ts), and show
  * a lap legend (pick the reference), the running delta to the reference, speed, throttle,
  * brake, gear and steer against distance (one uPlot each, cursor and zoom synced), and the
  * reference lap's line on a track map coloured by where another lap gains or loses time.
@@ -14,18 +15,24 @@ import { useEffect, useMemo, useRef, useState } from "react";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import {
+  addLapRef,
+  compareHref,
   compareLaps,
   parseLapRefs,
+  parseReference,
   rawQueryValue,
+  removeLapRef,
   runningDelta,
+  sameLap,
   type Comparison,
   type LapRef,
 } from "../../analysis/compare";
 import { formatLapTime } from "../../api/detail";
 import { fetchLaps, type FetchedLap } from "../../api/frames";
 import { debug } from "../../debug";
-import { linkClick, useLocation } from "../../router";
+import { linkClick, navigate, useLocation } from "../../router";
 import { COLORS } from "../../ui/draw";
+import { AddLap } from "./AddLap";
 import { DeltaMap } from "./DeltaMap";
 import "../sessions/sessions.css";
 import "./compare.css";
@@ -185,8 +192,16 @@ function DistanceChart(props: {
 }
 
 
-function Legend({ laps, comparison, deltas, reference, onReference }: { laps: LoadedLap[]; comparison: Comparison; deltas: Float64Array[]; reference: number; onReference: (i: number) => void }) {
+function Legend(props: { laps: LoadedLap[]; comparison: Comparison; deltas: Float64Array[]; reference: number; onReference: (i: number) => void; onRemove: (i: number) => void }) {
+  const { laps, comparison, deltas, reference, onReference, onRemove } = props;
   const last = comparison.grid.length - 1;
+  const refTime = laps[reference]?.lap.lapTime ?? null;
+  /** The official lap-time difference when both laps are timed, else the delta trace's end
+   * (which stops at the shortest lap's length, short of the line). */
+  const gap = (i: number): number => {
+    const own = laps[i]?.lap.lapTime ?? null;
+    return own !== null && refTime !== null ? own - refTime : (deltas[i]?.[last] ?? Number.NaN);
+  };
   return (
     <ul className="cmp-legend" aria-label="compared laps">
       {laps.map((l, i) => (
@@ -209,20 +224,22 @@ function Legend({ laps, comparison, deltas, reference, onReference }: { laps: Lo
               </span>
             </span>
             <span className="num cmp-time">{formatLapTime(l.lap.lapTime)}</span>
-            <span className={`num cmp-gap ${i === reference ? "" : (deltas[i]?.[last] ?? 0) > 0 ? "loss" : "gain"}`}>
-              {i === reference ? "ref" : formatDelta(deltas[i]?.[last] ?? Number.NaN)}
+            <span className={`num cmp-gap ${i === reference ? "" : gap(i) > 0 ? "loss" : "gain"}`} title="lap time difference to the reference">
+              {i === reference ? "ref" : formatDelta(gap(i))}
             </span>
           </label>
+          <button type="button" className="cmp-remove" data-testid="remove-lap" aria-label={`Remove ${l.label}`} title={`Remove ${l.label}`} onClick={() => onRemove(i)}>
+            ✕
+          </button>
         </li>
       ))}
     </ul>
   );
 }
 
-function ComparisonView({ laps, problems }: { laps: LoadedLap[]; problems: string[] }) {
+function ComparisonView({ laps, problems, onRemove }: { laps: LoadedLap[]; problems: string[]; onRemove: (i: number, reference: number) => void }) {
   const comparison = useMemo(() => compareLaps(laps.map((l) => l.trace)), [laps]);
-  const initial = Number(new URLSearchParams(location.search).get("ref") ?? 0);
-  const [reference, setReference] = useState(Number.isInteger(initial) && initial >= 0 && initial < laps.length ? initial : 0);
+  const [reference, setReference] = useState(() => parseReference(rawQueryValue(location.search, "ref"), laps.length));
   const [mapLap, setMapLap] = useState(-1);
   const cursor = useRef({ idx: -1 });
   const group = useMemo(() => new ChartGroup(cursor.current), []);
@@ -263,7 +280,12 @@ function ComparisonView({ laps, problems }: { laps: LoadedLap[]; problems: strin
   return (
     <>
       {problems.length > 0 ? <Problems problems={problems} /> : null}
-      <Legend laps={laps} comparison={comparison} deltas={deltas} reference={reference} onReference={pick} />
+      <Legend laps={laps} comparison={comparison} deltas={deltas} reference={reference} onReference={pick} onRemove={(i) => onRemove(i, reference)} />
+      {laps.length < 2 ? (
+        <p className="dim cmp-hint" data-testid="compare-one">
+          Add another lap above (from this session or any other) to compare it with.
+        </p>
+      ) : null}
       <div className="cmp-layout">
         <div className="cmp-charts">
           <DistanceChart testid="delta-chart" channel="delta" title={`Delta to ${refLap?.label ?? "reference"} [s] (+ = behind)`} grid={comparison.grid} series={deltaSeries} height={170} format={formatDelta} group={group} />
@@ -345,7 +367,8 @@ function HowTo({ problems }: { problems: string[] }) {
     <div className="cmp-howto" data-testid="compare-empty">
       {problems.length > 0 ? <Problems problems={problems} /> : null}
       <p>
-        No laps to compare. Open a session in the{" "}
+        No laps to compare. Pick a session, car and lap under <strong>Add lap</strong> above, from as many sessions as you like, or open a
+        session in the{" "}
         <a href="/sessions" onClick={linkClick}>
           sessions list
         </a>
@@ -365,9 +388,27 @@ export function CompareView() {
   const state = useLaps(parsed.laps);
   const n = parsed.laps.length;
 
+  /** Append `lap` to `?laps=` (kept once), the reference staying where it is. */
+  const add = (lap: LapRef): void => {
+    navigate(compareHref(addLapRef(parsed.laps, lap), parseReference(rawQueryValue(location.search, "ref"), n)));
+  };
+  /** Drop the `i`th loaded lap from `?laps=`; the reference follows its lap (0 if it was that one). */
+  const remove = (i: number, reference: number): void => {
+    if (state.phase !== "done") return;
+    const target = state.laps[i]?.ref;
+    if (target === undefined) return;
+    const kept = removeLapRef(
+      state.laps.map((l) => l.ref),
+      i,
+      reference,
+    );
+    navigate(compareHref(parsed.laps.filter((l) => !sameLap(l, target)), kept.reference));
+  };
+
   return (
     <main className="page compare-page" data-testid="compare-view">
       <h1>Lap comparison</h1>
+      <AddLap compared={parsed.laps} onAdd={add} />
       {n === 0 ? (
         <HowTo problems={parsed.problems} />
       ) : state.phase === "loading" ? (
@@ -380,11 +421,15 @@ export function CompareView() {
           <p>
             <a href="/sessions" onClick={linkClick}>
               ← Pick laps in a session
+            </a>{" "}
+            or{" "}
+            <a href="/compare" onClick={linkClick}>
+              start again
             </a>
           </p>
         </>
       ) : (
-        <ComparisonView laps={state.laps} problems={[...parsed.problems, ...state.problems]} />
+        <ComparisonView laps={state.laps} problems={[...parsed.problems, ...state.problems]} onRemove={remove} />
       )}
     </main>
   );
