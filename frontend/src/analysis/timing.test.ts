@@ -1,6 +1,5 @@
 import { describe, expect, test } from "vitest";
-import type { Lap } from "../api/detail";
-import { LapHistory, PIT_AFTER_S, PIT_BEFORE_S, TimingBoard, formatGap, indexLaps, lapsAt, overallBest, type LapsNow } from "./timing";
+import { TimingBoard, formatGap } from "./timing";
 
 /** Distance [m] at time t [s] of a car that speeds up and slows down (never stops). */
 const wavy = (t: number): number => 40 * t + 30 * Math.sin(t / 3);
@@ -16,85 +15,63 @@ function drive(board: TimingBoard, name: string, distanceAt: (t: number) => numb
   }
 }
 
-function lap(stream: string, n: number, t0: number, t1: number, lapTime: number | null, pit: Partial<Pick<Lap, "pitIn" | "pitOut">> = {}): Lap {
-  return { stream, lap: n, t0Ns: t0 * 1e9, t1Ns: t1 * 1e9, lapTime, sectors: [], compound: "", pitIn: false, pitOut: false, ...pit };
+
+/**
+ * A 6-car race on a 4.2 km lap, as the simulator sends it: car i starts from rest 10 + 8 i m
+ * behind the line (negative lap distance, 0 completed laps until a full lap past the line),
+ * then drives the same speed profile along the track (45-65 m/s), each car 0.4 % slower
+ * than the one ahead. racePassed(i, d): when car i passed total distance d [m];
+ * raceDistance(i, t): where it is at t [s] (tables at 1 m, linear in between).
+ */
+const RACE_LAP_M = 4200;
+const RACE_CARS = 6;
+const RACE_M = 3.5 * RACE_LAP_M;
+const raceTables = Array.from({ length: RACE_CARS }, (_, i) => {
+  const start = -(10 + 8 * i);
+  const times = new Float64Array(RACE_M + 1);
+  const speed = (s: number): number => (1 - 0.004 * i) * (55 + 10 * Math.sin((2 * Math.PI * s) / 700)) * Math.min(1, Math.sqrt((s - start + 0.5) / 150));
+  for (let k = 1; k <= RACE_M; k++) times[k] = (times[k - 1] ?? 0) + (1 / speed(start + k - 1) + 1 / speed(start + k)) / 2;
+  return { start, times };
+});
+
+function racePassed(i: number, d: number): number {
+  const { start, times } = raceTables[i] ?? { start: 0, times: new Float64Array() };
+  const k = Math.floor(d - start);
+  const t0 = times[k] ?? Number.NaN;
+  return t0 + ((times[k + 1] ?? Number.NaN) - t0) * (d - start - k);
 }
 
-const fresh = (): LapsNow => ({ last: 0, best: 0, pit: "" });
+function raceDistance(i: number, t: number): number {
+  const { start, times } = raceTables[i] ?? { start: 0, times: new Float64Array() };
+  let lo = 0;
+  let hi = times.length - 1;
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >>> 1;
+    if ((times[mid] ?? 0) <= t) lo = mid;
+    else hi = mid;
+  }
+  const t0 = times[lo] ?? 0;
+  return start + lo + (t - t0) / ((times[hi] ?? 0) - t0);
+}
 
-describe("LapHistory", () => {
-  test("gives the time a car passed any recorded point of its lap, interpolated between samples", () => {
-    const h = new LapHistory(1024, 10);
-    for (let i = 0; i <= 100; i++) h.record(0, 50 * (i / 10), i / 10, 0); // 50 m/s for 10 s
-    expect(h.timeAt(0, 123)).toBeCloseTo(2.46, 5);
-    expect(h.timeAt(0, 498)).toBeCloseTo(9.96, 5);
-    expect(h.timeAt(0, 500.1)).toBeNaN(); // not reached yet
-    expect(h.timeAt(1, 10)).toBeNaN(); // another lap
-  });
+/** How long ago car `ahead` passed where car `behind` is at t [s]. */
+const raceBehind = (ahead: number, behind: number, t: number): number => t - racePassed(ahead, raceDistance(behind, t));
 
-  test("keeps the previous lap, with the line crossing placed by the track length", () => {
-    const h = new LapHistory(1024, 10);
-    for (let i = 0; i <= 90; i++) h.record(Math.floor((30 * i) / 1000), (30 * i) % 1000, i, 1000); // 30 m/s, 1 km laps
-    expect(h.timeAt(1, 995)).toBeCloseTo(995 / 30 + 1000 / 30, 5);
-    expect(h.timeAt(2, 5)).toBeCloseTo(2005 / 30, 5);
-    expect(h.timeAt(0, 500)).toBeNaN(); // two laps ago
-  });
+/** Feed `board` every car's samples at 30 Hz from t0 to t1 [s], car after car each tick (as the tower does). */
+function feedRace(board: TimingBoard, t0: number, t1: number, each?: (t: number) => void): void {
+  const hz = 30;
+  for (let k = Math.round(t0 * hz); k <= Math.round(t1 * hz); k++) {
+    const t = k / hz;
+    for (let i = 0; i < RACE_CARS; i++) {
+      const d = raceDistance(i, t);
+      const lap = Math.max(0, Math.floor(d / RACE_LAP_M));
+      const speed = ((raceDistance(i, t + 1e-4) - d) / 1e-4) * 3.6;
+      board.observe(`car-${i + 1}`, t, lap, d - lap * RACE_LAP_M, speed, i + 1); // no overtaking: position = i + 1
+    }
+    if (k % 6 === 0) each?.(t); // the tower redraws at 5 Hz
+  }
+}
 
-  test("restarts when time or the lap count goes backwards (a backward replay seek)", () => {
-    const h = new LapHistory(1024, 10);
-    for (let i = 0; i <= 50; i++) h.record(0, 5 * i, i / 10, 0);
-    h.record(0, 100, 1, 0); // back in time
-    expect(h.timeAt(0, 50)).toBeNaN();
-    for (let i = 1; i <= 10; i++) h.record(0, 100 + 5 * i, 1 + i / 10, 0);
-    expect(h.timeAt(0, 120)).toBeCloseTo(1.4, 5);
-    for (let i = 0; i <= 20; i++) h.record(1, 5 * i, 3 + i / 10, 1000); // the next lap
-    h.record(0, 500, 6, 0); // lap count back
-    expect(h.timeAt(1, 50)).toBeNaN();
-    expect(h.timeAt(0, 120)).toBeNaN();
-  });
-
-  test("interpolates between samples seconds apart (a 64x replay)", () => {
-    const h = new LapHistory(1024, 10);
-    for (let i = 0; i <= 8; i++) h.record(0, 50 * 2.5 * i, 2.5 * i, 0); // 50 m/s, every 2.5 s
-    expect(h.timeAt(0, 123)).toBeCloseTo(2.46, 5);
-    expect(h.timeAt(0, 990)).toBeCloseTo(19.8, 5);
-  });
-
-  test("keeps its record across a long pause but does not interpolate over it", () => {
-    const h = new LapHistory(1024, 10);
-    for (let i = 0; i <= 50; i++) h.record(0, 5 * i, i / 10, 0); // 50 m/s to 250 m at 5 s
-    h.record(0, 900, 60, 0); // 55 s later: a dropout or a forward seek
-    expect(h.timeAt(0, 120)).toBeCloseTo(2.4, 5);
-    expect(h.timeAt(0, 500)).toBeNaN(); // in the hole
-    expect(h.timeAt(0, 245)).toBeCloseTo(4.9, 5); // up to the last sample before the hole
-    expect(h.timeAt(0, 255)).toBeNaN();
-    expect(h.timeAt(0, 900)).toBe(60);
-    for (let i = 1; i <= 10; i++) h.record(0, 900 + 5 * i, 60 + i / 10, 0);
-    expect(h.timeAt(0, 925)).toBeCloseTo(60.5, 5);
-    expect(h.timeAt(0, 905)).toBeNaN(); // the step at 900 m lies on the hole's edge
-  });
-
-  test("a pause shorter than one step of distance (a stop) is not interpolated over either", () => {
-    const h = new LapHistory(1024, 10);
-    for (let i = 0; i <= 10; i++) h.record(0, 100 + i, i, 0); // 1 m/s from 100 m
-    h.record(0, 112, 40, 0); // stood (unsampled) for 29 s
-    for (let i = 1; i <= 10; i++) h.record(0, 112 + i, 40 + i, 0);
-    expect(h.timeAt(0, 105)).toBeCloseTo(5, 5);
-    expect(h.timeAt(0, 115)).toBeNaN();
-    expect(h.timeAt(0, 121)).toBeCloseTo(49, 5);
-  });
-
-  test("a pause over the line keeps the old lap up to its last sample and starts the new one after it", () => {
-    const h = new LapHistory(1024, 10);
-    for (let i = 0; i <= 18; i++) h.record(0, 50 * i, i, 1000); // to 900 m at 18 s
-    h.record(1, 400, 40, 1000);
-    for (let i = 1; i <= 4; i++) h.record(1, 400 + 50 * i, 40 + i, 1000);
-    expect(h.timeAt(0, 500)).toBeCloseTo(10, 5);
-    expect(h.timeAt(0, 950)).toBeNaN();
-    expect(h.timeAt(1, 100)).toBeNaN();
-    expect(h.timeAt(1, 525)).toBeCloseTo(42.5, 5);
-  });
-});
 
 describe("TimingBoard order", () => {
   test("follows the position channel when every car reports one", () => {
@@ -159,14 +136,92 @@ describe("TimingBoard gaps", () => {
     expect(second?.gap).toBeCloseTo(4, 1);
   });
 
-  test("use the distance apart over the car's own speed where the history does not reach", () => {
+  test("use the distance apart over the mean of both cars' speeds where the history does not reach", () => {
     const board = new TimingBoard();
     board.observe("a", 100, 0, 500, 180, 1);
-    board.observe("b", 100, 0, 400, 72, 2); // 100 m behind at 20 m/s
-    board.observe("c", 100, 0, 390, 0, 3); // standing: no time gap can be given
+    board.observe("b", 100, 0, 400, 72, 2); // 100 m behind at 20 m/s, "a" at 50 m/s
+    board.observe("c", 100, 0, 390, 0, 3); // standing behind a standing car: no time gap can be given
+    board.observe("d", 100, 0, 389, 0, 4);
     const rows = board.rank();
-    expect(rows[1]?.gap).toBeCloseTo(5, 9);
-    expect(rows[2]?.gap).toBeNaN();
+    expect(rows[1]?.interval).toBeCloseTo(100 / 35, 9);
+    expect(rows[1]?.gap).toBeCloseTo(100 / 35, 9);
+    expect(rows[2]?.interval).toBeCloseTo(10 / 10, 9); // (0 + 20 m/s) / 2
+    expect(rows[3]?.interval).toBeNaN();
+    expect(rows[3]?.gap).toBeNaN();
+  });
+});
+
+describe("TimingBoard in a race", () => {
+  test("each gap is the gap of the car ahead plus the interval, never less than the gap ahead, and no car on the lead lap shows laps", () => {
+    const board = new TimingBoard();
+    let checked = 0;
+    feedRace(board, 0, 250, () => {
+      const rows = board.rank();
+      expect(rows).toHaveLength(RACE_CARS);
+      rows.forEach((row, i) => {
+        expect(row.gapLaps).toBe(0);
+        expect(row.intervalLaps).toBe(0);
+        const ahead = rows[i - 1];
+        if (ahead === undefined || !Number.isFinite(row.gap)) return;
+        expect(row.gap).toBeCloseTo(ahead.gap + row.interval, 9);
+        expect(row.gap).toBeGreaterThanOrEqual(ahead.gap);
+        checked++;
+      });
+    });
+    expect(checked).toBeGreaterThan(5 * 1200);
+  });
+
+  test("gaps and intervals are the time since the leader and the car ahead passed the same point, from the grid on", () => {
+    const board = new TimingBoard();
+    feedRace(board, 0, 250, (t) => {
+      if (t < 10) return; // under way (in the launch gaps shrink fast, and the gap is summed from the intervals)
+      for (const [i, row] of board.rank().entries()) {
+        if (i === 0) continue;
+        expect(row.name).toBe(`car-${i + 1}`);
+        expect(row.lap).toBe(Math.max(0, Math.floor(raceDistance(i, t) / RACE_LAP_M)));
+        expect(Math.abs(row.interval - raceBehind(i - 1, i, t))).toBeLessThan(0.02);
+        expect(Math.abs(row.gap - raceBehind(0, i, t))).toBeLessThan(0.06);
+      }
+    });
+  });
+
+  test("do not jump from one redraw to the next, nor when history takes over after a seek", () => {
+    for (const seekTo of [Number.NaN, 181.3, 215]) {
+      const board = new TimingBoard();
+      const last = new Map<string, { t: number; gap: number; interval: number }>();
+      const check = (t: number): void => {
+        board.rank().forEach((row, i) => {
+          if (i === 0) return;
+          const was = last.get(row.name);
+          if (was !== undefined) {
+            // By no more than the true gap and interval change by (the pace difference) + 40 ms.
+            expect(Math.abs(row.gap - was.gap - (raceBehind(0, i, t) - raceBehind(0, i, was.t)))).toBeLessThan(0.04);
+            expect(Math.abs(row.interval - was.interval - (raceBehind(i - 1, i, t) - raceBehind(i - 1, i, was.t)))).toBeLessThan(0.04);
+          }
+          last.set(row.name, { t, gap: row.gap, interval: row.interval });
+        });
+      };
+      if (Number.isNaN(seekTo)) {
+        feedRace(board, 5, 260, check);
+      } else {
+        feedRace(board, 5, 20); // then a forward seek: the rings restart empty at seekTo
+        feedRace(board, seekTo, seekTo + 20, check);
+      }
+    }
+  });
+
+  test("right after a seek, the estimate where history does not reach agrees with the history-based values", () => {
+    const full = new TimingBoard();
+    feedRace(full, 0, 200);
+    const seeked = new TimingBoard();
+    feedRace(seeked, 200 - 1 / 30, 200);
+    const a = full.rank().map((r) => ({ ...r }));
+    const b = seeked.rank();
+    a.forEach((row, i) => {
+      expect(b[i]?.name).toBe(row.name);
+      if (i > 0) expect(Math.abs((b[i]?.interval ?? Number.NaN) - row.interval)).toBeLessThan(0.05);
+      expect(Math.abs((b[i]?.gap ?? Number.NaN) - row.gap)).toBeLessThan(0.15);
+    });
   });
 });
 
@@ -176,67 +231,5 @@ describe("formatGap", () => {
     expect(formatGap(62.5, 0)).toBe("+1:02.500");
     expect(formatGap(3, 2)).toBe("+2 L");
     expect(formatGap(Number.NaN, 0)).toBe("—");
-  });
-});
-
-describe("lapsAt", () => {
-  const laps = indexLaps([
-    lap("a", 1, 100, 190, 90),
-    lap("b", 1, 100, 195, 95),
-    lap("a", 0, 0, 100, 100),
-    lap("a", 2, 190, 278, 88, { pitIn: true }),
-    lap("a", 3, 278, 400, 122, { pitOut: true }),
-    lap("a", 4, 400, 485, null),
-  ]);
-
-  test("gives the newest completed timed lap and the best one up to that instant", () => {
-    expect(lapsAt(laps.get("a"), 50, fresh())).toMatchObject({ last: Number.NaN, best: Number.NaN });
-    expect(lapsAt(laps.get("a"), 150, fresh())).toMatchObject({ last: 100, best: 100 });
-    expect(lapsAt(laps.get("a"), 200, fresh())).toMatchObject({ last: 90, best: 90 });
-    expect(lapsAt(laps.get("a"), 500, fresh())).toMatchObject({ last: 122, best: 88 }); // lap 4 untimed
-    expect(lapsAt(undefined, 500, fresh())).toMatchObject({ last: Number.NaN, best: Number.NaN, pit: "" });
-  });
-
-  test("in replay: nothing far into an in-lap, PIT around its end and the stop, OUT on the out-lap", () => {
-    const a = laps.get("a"); // lap 2 (190-278 s) ends in the pits, lap 3 (278-400 s) leaves them
-    expect(lapsAt(a, 150, fresh()).pit).toBe("");
-    expect(lapsAt(a, 200, fresh()).pit).toBe(""); // early in the in-lap
-    expect(lapsAt(a, 278 - PIT_BEFORE_S - 1, fresh()).pit).toBe("");
-    expect(lapsAt(a, 270, fresh()).pit).toBe("PIT"); // pit entry
-    expect(lapsAt(a, 278, fresh()).pit).toBe("PIT");
-    expect(lapsAt(a, 278 + PIT_AFTER_S - 1, fresh()).pit).toBe("PIT"); // in the box
-    expect(lapsAt(a, 278 + PIT_AFTER_S + 1, fresh()).pit).toBe("OUT");
-    expect(lapsAt(a, 300, fresh()).pit).toBe("OUT");
-    expect(lapsAt(a, 399, fresh()).pit).toBe("OUT");
-    expect(lapsAt(a, 450, fresh()).pit).toBe(""); // lap 4
-  });
-
-  test("between two laps' frames the next lap counts as the current one", () => {
-    const gap = indexLaps([lap("e", 1, 0, 100, 100, { pitIn: true }), lap("e", 2, 100.1, 200, 100, { pitOut: true }), lap("e", 3, 200.1, 300, 100)]);
-    expect(lapsAt(gap.get("e"), 100.05, fresh()).pit).toBe("PIT");
-    expect(lapsAt(gap.get("e"), 200.05, fresh()).pit).toBe("");
-  });
-
-  test("live, with the lap under way not listed: PIT just after an in-lap ended, then OUT", () => {
-    const live = indexLaps([lap("d", 1, 0, 100, 100), lap("d", 2, 100, 190, 90, { pitIn: true })]);
-    expect(lapsAt(live.get("d"), 150, fresh()).pit).toBe(""); // the in-lap is not known before it ends
-    expect(lapsAt(live.get("d"), 192, fresh()).pit).toBe("PIT");
-    expect(lapsAt(live.get("d"), 250, fresh()).pit).toBe("OUT");
-    const flying = indexLaps([lap("d", 1, 0, 100, 100, { pitOut: true })]);
-    expect(lapsAt(flying.get("d"), 150, fresh()).pit).toBe(""); // the out-lap is done
-  });
-
-  test("an out-lap from the garage is OUT; an in-out lap is OUT, then PIT near its end", () => {
-    const outOnly = indexLaps([lap("c", 1, 0, 100, 100, { pitOut: true })]);
-    expect(lapsAt(outOnly.get("c"), 50, fresh()).pit).toBe("OUT");
-    const inOut = indexLaps([lap("f", 1, 0, 100, 100, { pitOut: true, pitIn: true })]);
-    expect(lapsAt(inOut.get("f"), 50, fresh()).pit).toBe("OUT");
-    expect(lapsAt(inOut.get("f"), 95, fresh()).pit).toBe("PIT");
-  });
-
-  test("the overall best is the smallest best lap of any car", () => {
-    const at = (best: number): LapsNow => ({ last: Number.NaN, best, pit: "" });
-    expect(overallBest([95, Number.NaN, 88, 90].map(at))).toBe(88);
-    expect(overallBest([at(Number.NaN)])).toBeNaN();
   });
 });

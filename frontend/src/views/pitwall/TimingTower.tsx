@@ -8,7 +8,8 @@
 
 import { useEffect, useMemo, useRef } from "react";
 import { formatLapTime, type SessionDetail } from "../../api/detail";
-import { indexLaps, lapsAt, formatGap, overallBest, TimingBoard, type CarLaps, type LapsNow, type TimingRow } from "../../analysis/timing";
+import { indexLaps, lapsAt, overallBest, type CarLaps, type LapsNow } from "../../analysis/laptimes";
+import { formatGap, TimingBoard, type TimingRow } from "../../analysis/timing";
 import type { TimeRing } from "../../data/ring";
 import { telemetry } from "../../data/streams";
 import { debug } from "../../debug";
@@ -93,7 +94,7 @@ function moveRow(els: RowEls, slot: number, place: number): void {
 
 function writeTiming(els: RowEls, row: TimingRow, laps: LapsNow, best: number): void {
   setText(els.place, String(row.place));
-  setText(els.lap, String(Math.max(0, row.lap) + 1));
+  setText(els.lap, String(row.lap));
   setText(els.last, formatLapTime(laps.last));
   setText(els.best, formatLapTime(laps.best));
   setText(els.gap, row.place === 1 ? "Leader" : formatGap(row.gap, row.gapLaps));
