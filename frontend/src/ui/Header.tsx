@@ -7,6 +7,7 @@
 import { linkClick, type Route } from "../router";
 import { useUi } from "../state/ui";
 import type { StreamInfo } from "../protocol/viewer";
+import "./header.css";
 
 function carLabel(s: StreamInfo): string {
   return [s.name, s.driver, s.car].filter(Boolean).join(" · ");
@@ -30,6 +31,8 @@ export function Header({ route }: { route: Route }) {
   const detail = useUi((s) => s.connectionDetail);
   const mode = useUi((s) => s.mode);
   const pitWall = route.view === "live" || route.view === "replay";
+  const selectedInfo = streams.find((s) => s.name === selected);
+  const selectedLabel = selectedInfo === undefined ? undefined : carLabel(selectedInfo);
 
   return (
     <header className="header">
@@ -49,30 +52,33 @@ export function Header({ route }: { route: Route }) {
       </nav>
       {pitWall ? (
         <>
-          <div className="session" title="session · track">
+          <div className="session" title={[sessionId ?? "no session", track].filter(Boolean).join(" · ")}>
             {mode === "replay" ? <span className="mode-badge">replay</span> : null}
-            <span data-testid="session-id">{sessionId ?? "no session"}</span>
+            <span className="session-id" data-testid="session-id">
+              {sessionId ?? "no session"}
+            </span>
             {track ? <span className="track"> · {track}</span> : null}
           </div>
-          <div className="spacer" />
-          <label className="car-select">
-            <span>Car</span>
-            <select
-              data-testid="car-select"
-              value={selected ?? ""}
-              disabled={streams.length === 0}
-              onChange={(ev) => selectStream(ev.target.value)}
-            >
-              {streams.length === 0 ? <option value="">no cars yet</option> : null}
-              {streams.map((s) => (
-                <option key={s.name} value={s.name}>
-                  {carLabel(s)}
-                </option>
-              ))}
-            </select>
-          </label>
-          <div data-testid="connection" className={`connection connection-${connection}`} title={detail}>
-            {mode === "replay" && connection === "live" ? "connected" : connection}
+          <div className="header-end">
+            <label className="car-select" title={selectedLabel}>
+              <span>Car</span>
+              <select
+                data-testid="car-select"
+                value={selected ?? ""}
+                disabled={streams.length === 0}
+                onChange={(ev) => selectStream(ev.target.value)}
+              >
+                {streams.length === 0 ? <option value="">no cars yet</option> : null}
+                {streams.map((s) => (
+                  <option key={s.name} value={s.name}>
+                    {carLabel(s)}
+                  </option>
+                ))}
+              </select>
+            </label>
+            <div data-testid="connection" className={`connection connection-${connection}`} title={detail}>
+              {mode === "replay" && connection === "live" ? "connected" : connection}
+            </div>
           </div>
         </>
       ) : (

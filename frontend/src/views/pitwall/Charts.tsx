@@ -11,7 +11,7 @@ import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import { RING_CAPACITY, telemetry } from "../../data/streams";
 import { CHART_CHANNELS, useUi, type ChartChannel } from "../../state/ui";
-import { COLORS, scaleFor } from "../../ui/draw";
+import { COLORS, gearLabel, scaleFor } from "../../ui/draw";
 import { onFrame } from "../../ui/loop";
 
 export const WINDOW_S = 30;
@@ -36,13 +36,19 @@ interface ChannelSpec {
   stepped?: boolean;
 }
 
+/**
+ * Least space between two y labels [CSS px]: uPlot's 30 on a tall chart, down to 14 on a short
+ * one, so a chart squeezed by the others still gets two or three labels.
+ */
+const ySpace: uPlot.Axis.Space = (_u, _axis, _min, _max, plotDim) => Math.min(30, Math.max(14, plotDim / 3));
+
 const blank = (_u: uPlot, splits: number[]): string[] => splits.map(() => "");
 const percent = (_u: uPlot, splits: number[]): string[] => splits.map((v) => `${Math.round(v * 100)}`);
 
 const SPECS: Record<ChartChannel, ChannelSpec> = {
   speed: { label: "Speed", unit: "km/h", colour: COLORS.speed, range: (_u, _min, max) => [0, scaleFor(max, 300, 50)] },
-  throttle: { label: "Throttle", unit: "%", colour: COLORS.throttle, range: () => [0, 1], incrs: [0.25, 0.5], values: percent },
-  brake: { label: "Brake", unit: "%", colour: COLORS.brake, range: () => [0, 1], incrs: [0.25, 0.5], values: percent },
+  throttle: { label: "Throttle", unit: "%", colour: COLORS.throttle, range: () => [0, 1], incrs: [0.25, 0.5, 1], values: percent },
+  brake: { label: "Brake", unit: "%", colour: COLORS.brake, range: () => [0, 1], incrs: [0.25, 0.5, 1], values: percent },
   rpm: {
     label: "RPM",
     unit: "1/min",
@@ -50,7 +56,16 @@ const SPECS: Record<ChartChannel, ChannelSpec> = {
     range: (_u, _min, max) => [0, scaleFor(max, 8000, 1000)],
     values: (_u, splits) => splits.map((v) => (v === 0 ? "0" : `${v / 1000}k`)),
   },
-  gear: { label: "Gear", unit: "", colour: COLORS.gear, range: (_u, min, max) => [Math.min(0, min), Math.max(6, max)], incrs: [1, 2], stepped: true },
+  // Labelled like the gear readout (N, R); steps of 1, 2 or 4 gears, so even a short chart has labels.
+  gear: {
+    label: "Gear",
+    unit: "",
+    colour: COLORS.gear,
+    range: (_u, min, max) => [Math.min(0, min), Math.max(6, max)],
+    incrs: [1, 2, 4],
+    values: (_u, splits) => splits.map(gearLabel),
+    stepped: true,
+  },
   steer: {
     label: "Steer",
     unit: "° L+",
@@ -92,7 +107,7 @@ function options(spec: ChannelSpec, width: number, height: number, timeAxis: boo
     axes: [
       // Time labels on the bottom chart only; every chart keeps the time grid.
       timeAxis ? { stroke: COLORS.dim, font: FONT, size: 28, grid, ticks: grid } : { size: 2, grid, ticks: { show: false }, values: blank },
-      { stroke: COLORS.dim, font: FONT, size: 44, grid, ticks: grid, incrs: spec.incrs, values: spec.values },
+      { stroke: COLORS.dim, font: FONT, size: 44, grid, ticks: grid, space: ySpace, incrs: spec.incrs, values: spec.values },
     ],
   };
 }

@@ -4,6 +4,10 @@
  * ring buffers; the focused car bigger, ringed and labelled. Without an outline (not computed
  * yet) each car's recent trail is drawn instead. A drawer on the shared rAF loop redraws at
  * most MAX_HZ times a second, and only when a ring, the focus or the size changed.
+ *
+ * The map fits the outline's bounds and every car position seen, and only grows for the
+ * session (the component is keyed by session), so a partial outline early in a live session
+ * never leaves cars at or past the edge and the map does not jitter as cars move.
  */
 
 import { useEffect, useRef } from "react";
@@ -25,6 +29,11 @@ const TRAIL_S = 20;
 const TRAIL_POINTS = 200;
 /** Margin around the track, as a share of the smaller canvas side. */
 const MARGIN = 0.06;
+/** Least margin [CSS px]: the focused car's ring (11 px) and its stroke stay inside. */
+const MIN_MARGIN_PX = 14;
+/** The focused car's label: gap to its dot and least distance to the canvas edge [CSS px]. */
+const LABEL_GAP_PX = 15;
+const LABEL_PAD_PX = 4;
 
 /** World bounds [m] (grow-only while a map is shown) and the world → canvas transform. */
 class View {
@@ -35,11 +44,6 @@ class View {
   scale = 1;
   ox = 0;
   oy = 0;
-
-  reset(): void {
-    this.xmin = this.ymin = Infinity;
-    this.xmax = this.ymax = -Infinity;
-  }
 
   /** Widen the bounds to (x, y); true when they grew. */
   include(x: number, y: number): boolean {
@@ -53,8 +57,8 @@ class View {
   }
 
   /** Fit the bounds into w × h device pixels, aspect kept, y up. */
-  fit(w: number, h: number): void {
-    const m = Math.min(w, h) * MARGIN;
+  fit(w: number, h: number, dpr: number): void {
+    const m = Math.min(Math.max(Math.min(w, h) * MARGIN, MIN_MARGIN_PX * dpr), Math.min(w, h) / 4);
     const spanX = Math.max(this.xmax - this.xmin, 1);
     const spanY = Math.max(this.ymax - this.ymin, 1);
     this.scale = Math.min((w - 2 * m) / spanX, (h - 2 * m) / spanY);
@@ -145,18 +149,15 @@ function includeTrails(view: View, cars: readonly PitCar[]): boolean {
 }
 
 /**
- * Bounds for the map: the outline's and every car's position (and trail, without an outline),
- * restarted when the cars or the outline changed; true when they grew.
+ * Grow the map's bounds (never shrink them, so the map holds still) to the outline's and every
+ * car's position (and trail, without an outline); true when they grew.
  */
-function widen(view: View, cars: readonly PitCar[], geometry: TrackGeometry | null, restart: boolean): boolean {
-  let grew = restart;
-  if (restart) {
-    view.reset();
-    if (geometry !== null) {
-      const [x0, y0, x1, y1] = geometry.bounds;
-      view.include(x0, y0);
-      view.include(x1, y1);
-    }
+function widen(view: View, cars: readonly PitCar[], geometry: TrackGeometry | null): boolean {
+  let grew = false;
+  if (geometry !== null) {
+    const [x0, y0, x1, y1] = geometry.bounds;
+    if (view.include(x0, y0)) grew = true;
+    if (view.include(x1, y1)) grew = true;
   }
   for (const car of cars) {
     const ring = telemetry.ring(car.name);
@@ -173,7 +174,21 @@ function drawDot(ctx: CanvasRenderingContext2D, x: number, y: number, r: number,
   ctx.fill();
 }
 
-/** The focused car: a bigger dot, a white ring and "P3 BRA" beside it. */
+/**
+ * Where the focused car's label goes: right of the dot, or left of it when it would cross the
+ * right edge; clamped inside the w × h canvas [device px] either way.
+ */
+function labelPlace(x: number, y: number, textW: number, textH: number, w: number, h: number, dpr: number): { x: number; y: number; align: "left" | "right" } {
+  const gap = LABEL_GAP_PX * dpr;
+  const pad = LABEL_PAD_PX * dpr;
+  const ly = Math.min(Math.max(y, pad + textH / 2), h - pad - textH / 2);
+  if (x + gap + textW <= w - pad) return { x: x + gap, y: ly, align: "left" };
+  if (x - gap - textW >= pad) return { x: x - gap, y: ly, align: "right" };
+  // Too narrow for either side: as far right as fits, overlapping the dot if it must.
+  return { x: Math.max(pad, Math.min(x + gap, w - pad - textW)), y: ly, align: "left" };
+}
+
+/** The focused car: a bigger dot, a white ring and "P3 BRA" beside it, inside the canvas. */
 function drawFocused(ctx: CanvasRenderingContext2D, x: number, y: number, car: PitCar, position: number, dpr: number): void {
   drawDot(ctx, x, y, 7 * dpr, car.colour);
   ctx.strokeStyle = COLORS.needle;
@@ -184,12 +199,13 @@ function drawFocused(ctx: CanvasRenderingContext2D, x: number, y: number, car: P
   const label = position > 0 ? `P${Math.round(position)} ${car.abbrev}` : car.abbrev;
   ctx.font = `700 ${Math.round(13 * dpr)}px ui-monospace, Menlo, Consolas, monospace`;
   ctx.textBaseline = "middle";
-  ctx.textAlign = "left";
+  const at = labelPlace(x, y, ctx.measureText(label).width, 13 * dpr, ctx.canvas.width, ctx.canvas.height, dpr);
+  ctx.textAlign = at.align;
   ctx.lineWidth = 3 * dpr;
   ctx.strokeStyle = "#0b0e13";
-  ctx.strokeText(label, x + 15 * dpr, y);
+  ctx.strokeText(label, at.x, at.y);
   ctx.fillStyle = COLORS.text;
-  ctx.fillText(label, x + 15 * dpr, y);
+  ctx.fillText(label, at.x, at.y);
 }
 
 /** Every car with a position (and its trail when `trails`), the focused one on top; returns how many. */
@@ -254,9 +270,9 @@ export function TrackMap({ cars, geometry }: MapProps) {
       const w = canvas.width;
       const h = canvas.height;
 
-      const grew = widen(view, p.cars, p.geometry, p.changed);
+      const grew = widen(view, p.cars, p.geometry);
       p.changed = false;
-      if (grew || resized) view.fit(w, h);
+      if (grew || resized) view.fit(w, h, dpr);
       if (p.geometry !== null && (grew || resized || outlined !== p.geometry)) {
         renderOutline(outline, w, h, p.geometry, view, dpr);
         outlined = p.geometry;
