@@ -162,6 +162,20 @@ async def test_sessions_answer_503_json_when_the_store_is_unavailable():
             assert "store unavailable" in error and "connection refused" in error
 
 
+class IndexReads:
+    """Counts the ``chunk_index`` reads of a store (wraps the method)."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self.n = 0
+        inner = store.chunk_index
+
+        async def counted(session_id: SessionId):  # type: ignore[no-untyped-def]
+            self.n += 1
+            return await inner(session_id)
+
+        store.chunk_index = counted  # type: ignore[method-assign]
+
+
 async def test_session_detail_reports_completeness_per_stream_and_lap():
     """GET /api/sessions/{id} gives frames expected vs received per stream and lap, and each
     gap with its kind, time range and missing frames; GET /api/sessions the ratio."""
@@ -198,24 +212,16 @@ async def test_session_detail_reports_completeness_per_stream_and_lap():
         SessionId("gappy"),
         LapInfo(stream_id="car", lap=1, t0_ns=int(first[0]), t1_ns=int(second[-1]), frames=200),
     )
-    reads = 0
-    chunk_index = store.chunk_index
-
-    async def counted(session_id: SessionId):  # type: ignore[no-untyped-def]
-        nonlocal reads
-        reads += 1
-        return await chunk_index(session_id)
-
-    store.chunk_index = counted  # type: ignore[method-assign]
+    reads = IndexReads(store)
     async with running_server(store=store) as srv:
         body = (await get(srv.url, "/api/sessions/gappy")).json()
-        before = reads
+        before = reads.n
         [listed] = (await get(srv.url, "/api/sessions")).json()
         [again] = (await get(srv.url, "/api/sessions")).json()
     # The session list carries the ratio, the cars and the time range; an unchanged session's
     # ratio is computed once.
     assert listed["completeness"] == again["completeness"] == round(200 / 310, 6)
-    assert reads == before + 1
+    assert reads.n == before + 1
     assert listed["cars"] == [{"stream_id": "car", "driver": "", "car": ""}]
     assert (listed["t0_ns"], listed["t1_ns"]) == (int(first[0]), int(second[-1]))
     assert listed["duration_s"] == (int(second[-1]) - int(first[0])) / 1e9
@@ -359,27 +365,19 @@ async def test_the_session_lists_completeness_is_recomputed_when_a_session_grows
     await store.put_session(SessionInfo(session_id=sid, started_ns=0))
     await store.put_stream(sid, StreamInfo(stream_id=car, channels=list(car_channels().values())))
     await store.write_chunk(session_id=sid, stream_id=car, first_seq=0, batch=car_batch(0, 60))
-    reads = 0
-    chunk_index = store.chunk_index
-
-    async def counted(session_id: SessionId):  # type: ignore[no-untyped-def]
-        nonlocal reads
-        reads += 1
-        return await chunk_index(session_id)
-
-    store.chunk_index = counted  # type: ignore[method-assign]
+    reads = IndexReads(store)
     cache = rest.CompletenessCache(store)
 
     async def ratio(live: bool = False) -> float | None:
         [s] = await store.list_sessions()
         return await cache.get(s, live)
 
-    assert await ratio() == 1.0 and reads == 1
-    assert await ratio() == 1.0 and reads == 1  # unchanged: kept
+    assert await ratio() == 1.0 and reads.n == 1
+    assert await ratio() == 1.0 and reads.n == 1  # unchanged: kept
     # 40 seqs lost, then 60 more frames: a changed session is read again.
     await store.write_chunk(session_id=sid, stream_id=car, first_seq=100, batch=car_batch(100, 60))
-    assert await ratio() == 120 / 160 and reads == 2
+    assert await ratio() == 120 / 160 and reads.n == 2
     await store.write_chunk(session_id=sid, stream_id=car, first_seq=160, batch=car_batch(160, 40))
-    assert await ratio(live=True) == 120 / 160 and reads == 2  # live: kept for a while
+    assert await ratio(live=True) == 120 / 160 and reads.n == 2  # live: kept for a while
     cache.LIVE_TTL_S = 0.0
-    assert await ratio(live=True) == 160 / 200 and reads == 3
+    assert await ratio(live=True) == 160 / 200 and reads.n == 3

@@ -91,12 +91,15 @@ export type FromWorker =
 /** The protocol's `clock` with times in seconds since epoch. */
 export interface ClockMsg {
   epoch: number;
+  /** The clock's instant when the server sent it [s]. */
   t: number;
   playing: boolean;
   speed: number;
+  /** What can be played [s]; a delayed-live view's end moves with the wall clock. */
   start: number;
   end: number;
   fps: number;
+  /** Delayed-live delay [s]; null for a replay. */
   delay: number | null;
   ended: boolean;
 }

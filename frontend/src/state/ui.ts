@@ -5,6 +5,7 @@
  */
 
 import { create } from "zustand";
+import type { ClockMsg } from "../live/bridge";
 import type { StreamInfo } from "../protocol/viewer";
 
 export type Connection = "connecting" | "live" | "lagging" | "disconnected";
@@ -13,18 +14,7 @@ export type Connection = "connecting" | "live" | "lagging" | "disconnected";
 export type Mode = "live" | "replay";
 
 /** The replay clock as last announced by the server (times in s since epoch). */
-export interface ReplayClock {
-  epoch: number;
-  /** The clock's instant when the server sent it [s]. */
-  t: number;
-  playing: boolean;
-  speed: number;
-  start: number;
-  end: number;
-  fps: number;
-  /** Delayed-live delay [s]; null for a replay. */
-  delay: number | null;
-  ended: boolean;
+export interface ReplayClock extends ClockMsg {
   /** performance.now() when it arrived [ms]: the clock runs at `speed` from there. */
   receivedAt: number;
 }
