@@ -12,7 +12,8 @@ on the live pit wall of ``pitwire demo --cars 20`` (20 simulated cars at 60 Hz).
   after ``--minutes`` (default 10) of live data: it must not grow beyond the ring buffers,
   which are allocated up front.
 
-``python bench/dashboard.py [--minutes 10] [--cars 20]``
+``python bench/dashboard.py [--minutes 10] [--cars 20] [--screenshot PNG]`` (the README's pit
+wall picture is ``--screenshot docs/images/pitwall.png``, taken at the end of the run)
 """
 
 from __future__ import annotations
@@ -98,6 +99,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=10.0, help="heap run length")
     ap.add_argument("--cars", type=int, default=20)
+    ap.add_argument("--screenshot", type=Path, help="save the page as PNG at the end")
     args = ap.parse_args()
     where = {"machine": machine(), "cars": args.cars, "viewport": "1280x800"}
     with demo(args.cars) as url, sync_playwright() as pw:
@@ -133,13 +135,16 @@ def main() -> None:
         samples, buffers = [first], [first_buffers]
         while (elapsed := time.monotonic() - started) < args.minutes * 60:
             page.wait_for_timeout(min(60.0, args.minutes * 60 - elapsed) * 1000)
-            samples.append(heap_mb(cdp))
+            used, backing = heap_mb(cdp)
+            samples.append(used)
+            buffers.append(backing)
             print(
-                f"# heap after {(time.monotonic() - started) / 60:.1f} min: {samples[-1]:.2f} MB",
+                f"# after {(time.monotonic() - started) / 60:.1f} min: heap {used:.2f} MB, "
+                f"array buffers {backing:.2f} MB",
                 file=sys.stderr,
                 flush=True,
             )
-        emit("dashboard JS heap after 1 min", first, "MB", **where)
+        emit("dashboard JS heap after 1 min", first, "MB", array_buffers_mb=first_buffers, **where)
         emit(
             f"dashboard JS heap after {args.minutes:g} min",
             samples[-1],
@@ -150,6 +155,8 @@ def main() -> None:
             array_buffers_growth_mb=round(buffers[-1] - first_buffers, 3),
             **where,
         )
+        if args.screenshot is not None:
+            page.screenshot(path=args.screenshot)
         if errors:
             raise SystemExit(f"page errors during the run: {errors[:3]}")
         browser.close()
