@@ -203,3 +203,13 @@ describe("TimeRing.backfill (history after a replay seek)", () => {
     expect(ring.version).toBe(version);
   });
 });
+
+describe("TimeRing with an empty first batch", () => {
+  test("its channels are known and read back empty", () => {
+    const ring = new TimeRing(4);
+    ring.append(0, new Float64Array(0), { x: new Float64Array(0) });
+    expect(ring.channels()).toEqual(["x"]);
+    expect(Array.from(ring.values("x") ?? [Number.NaN])).toEqual([]);
+    expect(ring.version).toBe(0);
+  });
+});

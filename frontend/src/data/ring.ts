@@ -49,11 +49,12 @@ export class TimeRing {
     for (const [name, values] of Object.entries(columns)) {
       if (values.length !== n) throw new RangeError(`column ${name}: ${values.length} values for ${n} frames`);
     }
-    if (n === 0) return;
-    if (this.size > 0 && t0 + (tOffsets[0] ?? 0) < this.lastTime()) this.clear();
+    if (n > 0 && this.size > 0 && t0 + (tOffsets[0] ?? 0) < this.lastTime()) this.clear();
+    // Channels become known even from an empty batch (their columns read back empty).
     for (const [name, values] of Object.entries(columns)) {
       if (!this.cols.has(name)) this.cols.set(name, this.newColumn(values));
     }
+    if (n === 0) return;
     const cap = this.capacity;
     const skip = Math.max(0, n - cap);
     const m = n - skip;
