@@ -250,6 +250,12 @@ def test_pit_wall_tower_map_and_charts(
     rows = page.get_by_test_id("tower-row")
     expect(rows).to_have_count(6, timeout=10_000)
     page.wait_for_function("() => window.__pitwire.mapCars === 6", timeout=10_000)
+    # Every row placed (a car is placed once the tower has seen its data: up to 0.2 s later).
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=tower-row]')]"
+        ".every((r) => r.dataset.place)",
+        timeout=5_000,
+    )
     places = sorted(int(p) for p in rows.evaluate_all("(rs) => rs.map((r) => r.dataset.place)"))
     assert places == [1, 2, 3, 4, 5, 6]
     updates, frames = counters(page)["towerUpdates"], counters(page)["mapFrames"]

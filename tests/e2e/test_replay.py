@@ -236,7 +236,12 @@ def test_the_timing_tower_agrees_with_the_stored_laps(page: Page, demo: Demo) ->
     rows = page.get_by_test_id("tower-row")
     expect(rows).to_have_count(len(detail["streams"]), timeout=15_000)
     page.wait_for_function("() => window.__pitwire.replayTicks > 0", timeout=10_000)
-    page.wait_for_timeout(600)  # the tower refreshes at 5 Hz
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('[data-testid=tower-row]')]"
+        ".every((r) => r.dataset.place)",
+        timeout=5_000,
+    )
+    page.wait_for_timeout(600)  # a few more refreshes (5 Hz) with every car seen
     cells: list[dict[str, str]] = rows.evaluate_all(
         """(rs) => rs.map((r) => ({
              car: r.dataset.car, place: r.dataset.place,
