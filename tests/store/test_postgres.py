@@ -17,7 +17,7 @@ import pytest
 from pitwire.codec import chunk
 from pitwire.model.ids import SessionId, StreamId
 from pitwire.model.records import LapInfo, SessionInfo, StreamInfo
-from pitwire.store import _postgres_sql, _shared
+from pitwire.store import _postgres_schema, _postgres_sql, _shared
 from pitwire.store.base import StoreError, StoreUnavailable
 from pitwire.store.postgres import PostgresStore
 from pwrgen import same_at_resolution
@@ -143,7 +143,7 @@ async def test_schema_is_created_with_the_tables(pg_base: str, pg_url: str, pg_s
         }
         versions = await conn.fetch(f'SELECT version FROM "{pg_schema}".pitwire_schema')
     assert tables == {"pitwire_schema", "sessions", "streams", "laps", "chunks"}
-    assert [r[0] for r in versions] == list(range(1, len(_postgres_sql.MIGRATIONS) + 1))
+    assert [r[0] for r in versions] == list(range(1, len(_postgres_schema.MIGRATIONS) + 1))
 
 
 async def test_migrations_are_idempotent(pg_base: str, pg_url: str, pg_schema: str, frames) -> None:
@@ -155,7 +155,7 @@ async def test_migrations_are_idempotent(pg_base: str, pg_url: str, pg_schema: s
         assert await high(store) == 9
     async with admin(pg_base) as conn:
         count = await conn.fetchval(f'SELECT count(*) FROM "{pg_schema}".pitwire_schema')
-    assert count == len(_postgres_sql.MIGRATIONS)
+    assert count == len(_postgres_schema.MIGRATIONS)
 
 
 async def test_concurrent_first_opens_migrate_once(
@@ -170,7 +170,7 @@ async def test_concurrent_first_opens_migrate_once(
         await asyncio.gather(*(s.close() for s in stores))
     async with admin(pg_base) as conn:
         count = await conn.fetchval(f'SELECT count(*) FROM "{pg_schema}".pitwire_schema')
-    assert count == len(_postgres_sql.MIGRATIONS)
+    assert count == len(_postgres_schema.MIGRATIONS)
 
 
 async def test_v1_schema_upgrades_in_place(
@@ -187,7 +187,7 @@ async def test_v1_schema_upgrades_in_place(
             f"""CREATE TABLE {s}.pitwire_schema (version integer PRIMARY KEY,
                 applied_at timestamptz NOT NULL DEFAULT now(), applied_by text NOT NULL)"""
         )
-        for statement in _postgres_sql.MIGRATIONS[0]:
+        for statement in _postgres_schema.MIGRATIONS[0]:
             await conn.execute(statement.format(s=s))
         await conn.execute(f"INSERT INTO {s}.pitwire_schema VALUES (1, now(), 'pitwire old')")
         await conn.execute(f"INSERT INTO {s}.sessions VALUES ('s1', 'monza', 'sim', $1)", frames.T0)
@@ -205,7 +205,7 @@ async def test_v1_schema_upgrades_in_place(
         assert await write(store, 0, frames.batch(0, 60)) == 10
     async with admin(pg_base) as conn:
         versions = await conn.fetch(f"SELECT version FROM {s}.pitwire_schema ORDER BY version")
-    assert [r[0] for r in versions] == list(range(1, len(_postgres_sql.MIGRATIONS) + 1))
+    assert [r[0] for r in versions] == list(range(1, len(_postgres_schema.MIGRATIONS) + 1))
     assert got.info == SessionInfo(session_id=S, track="monza", source="sim", started_ns=frames.T0)
     assert [(x.info.driver, x.info.car, x.info.colour, x.frames) for x in got.streams] == [
         ("Ann", "GT3", "", 50)

@@ -27,7 +27,7 @@ seq arithmetic of writes can be answered from the index alone; blobs live out of
 (TOAST), so even a scan of the table never reads them.
 
 Migrations: ``pitwire_schema`` holds one row per applied entry of
-``_postgres_sql.MIGRATIONS``; the first call applies the missing ones, each in its own
+``_postgres_schema.MIGRATIONS``; the first call applies the missing ones, each in its own
 transaction under a transaction-level advisory lock on the schema, so servers starting at
 once apply each once. A schema newer than this pitwire raises StoreError ("upgrade pitwire").
 
@@ -67,6 +67,7 @@ from pitwire.analysis.completeness import ChunkSpan
 from pitwire.model.frames import FrameBatch
 from pitwire.model.ids import SessionId, StreamId
 from pitwire.model.records import LapInfo, SessionInfo, StreamInfo
+from pitwire.store import _postgres_schema as schema_sql
 from pitwire.store import _postgres_sql as sql
 from pitwire.store import _shared
 from pitwire.store.base import OpensAsContext, SessionSummary, StoreError, StoreUnavailable
@@ -165,7 +166,7 @@ class PostgresStore(OpensAsContext):
         self.command_timeout = command_timeout
         self.acquire_timeout = acquire_timeout
         self.create = create
-        self._s = sql.quote(schema)
+        self._s = schema_sql.quote(schema)
         named = "application_name" in parse_qs(urlsplit(dsn).query)
         self._settings = None if named else {"application_name": "pitwire"}  # pg_stat_activity
         self._pool: Any = None  # asyncpg.Pool, created by the first call that needs it
@@ -266,9 +267,9 @@ class PostgresStore(OpensAsContext):
             if not self._ready:
                 async with self._pool.acquire(timeout=self.acquire_timeout) as conn:
                     if self.create:
-                        await sql.migrate(conn, self.schema, self.where)
+                        await schema_sql.migrate(conn, self.schema, self.where)
                     else:
-                        await sql.require_current(conn, self.schema, self.where)
+                        await schema_sql.require_current(conn, self.schema, self.where)
                 self._ready = True
         return self._pool
 
