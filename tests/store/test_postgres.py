@@ -526,7 +526,9 @@ async def test_admin_termination_is_unavailable_and_replaced(
             )
             pending = asyncio.create_task(write(store, 0, frames.batch(0, 10)))
             pid = None
-            for _ in range(500):
+            deadline = time.monotonic() + 30  # a loaded machine may take seconds
+            while time.monotonic() < deadline:
+                assert not pending.done(), f"the write did not wait for the row lock: {pending}"
                 pid = await conn.fetchval(
                     "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
                     "AND position($1 in query) > 0",
